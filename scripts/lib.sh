@@ -1,0 +1,92 @@
+# Shared set-up for scripts/demo, scripts/test and scripts/bench. Sourced, never run.
+# Installs and starts what shopstream needs on a Debian-like machine without Docker:
+# the machine's own PostgreSQL and, for tests, the tansu Kafka-protocol broker.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# A persistent target dir outside the clone keeps rebuilds incremental across fresh clones.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shopstream/target}"
+PG_VERSION="${PG_VERSION:-15}"
+PG_PORT="${PG_PORT:-5432}"
+SHOPSTREAM_DB_USER="${SHOPSTREAM_DB_USER:-shopstream}"
+SHOPSTREAM_DB_PASSWORD="${SHOPSTREAM_DB_PASSWORD:-shopstream}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Makes DATABASE_URL point at a running server. A DATABASE_URL given by the caller is used as is.
+ensure_postgres() {
+    if [ -n "${DATABASE_URL:-}" ]; then
+        log "Using DATABASE_URL from the environment."
+        return
+    fi
+    if ! command -v pg_ctlcluster >/dev/null || [ ! -d "/usr/lib/postgresql/$PG_VERSION" ]; then
+        log "Installing PostgreSQL $PG_VERSION with apt-get."
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PG_VERSION" postgresql-client >/dev/null \
+            || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+        PG_VERSION="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+    fi
+    if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$PG_VERSION main"; then
+        as_root pg_createcluster "$PG_VERSION" main >/dev/null
+    fi
+    if ! pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main" {print $4}' | grep -q online; then
+        log "Starting PostgreSQL $PG_VERSION cluster 'main'."
+        as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start
+    fi
+    PG_PORT="$(pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main" {print $3}')"
+    for _ in $(seq 1 30); do
+        as_root runuser -u postgres -- pg_isready -q -p "$PG_PORT" && break
+        sleep 1
+    done
+    as_root runuser -u postgres -- psql -q -p "$PG_PORT" -v ON_ERROR_STOP=1 >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$SHOPSTREAM_DB_USER') THEN
+    CREATE ROLE $SHOPSTREAM_DB_USER LOGIN CREATEDB PASSWORD '$SHOPSTREAM_DB_PASSWORD';
+  END IF;
+END \$\$;
+SELECT 'CREATE DATABASE $SHOPSTREAM_DB_USER OWNER $SHOPSTREAM_DB_USER'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$SHOPSTREAM_DB_USER') \gexec
+SQL
+    export DATABASE_URL="postgres://$SHOPSTREAM_DB_USER:$SHOPSTREAM_DB_PASSWORD@127.0.0.1:$PG_PORT/$SHOPSTREAM_DB_USER"
+}
+
+# Installs the tansu broker (a Kafka-compatible broker in Rust) once; the binary stays in ~/.cargo/bin.
+ensure_tansu() {
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if command -v tansu >/dev/null; then return; fi
+    log "Installing the tansu Kafka-protocol broker (cargo install, about 8 minutes, once per machine)."
+    cargo install tansu --locked --features dynostore
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts tansu with in-memory storage on a free loopback port; exports KAFKA_BROKERS and TANSU_PID.
+start_tansu() {
+    ensure_tansu
+    local port; port="$(free_port)"
+    local logfile="${TMPDIR:-/tmp}/shopstream-tansu-$port.log"
+    tansu broker --storage-engine memory://tansu/ \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" >"$logfile" 2>&1 &
+    TANSU_PID=$!
+    export TANSU_PID TANSU_LOG="$logfile"
+    for _ in $(seq 1 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            export KAFKA_BROKERS="127.0.0.1:$port"
+            log "tansu broker listening on $KAFKA_BROKERS (log: $logfile)."
+            return
+        fi
+        sleep 0.2
+    done
+    echo "tansu did not start; its log:" >&2; cat "$logfile" >&2; return 1
+}
+
+stop_tansu() {
+    if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; fi
+}

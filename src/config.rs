@@ -1,0 +1,239 @@
+//! Command-line and environment configuration of both binaries, parsed once into a settings
+//! struct. Each field's doc comment is its `--help` text. Parsing and validation do no I/O.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::generator::GenSettings;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
+pub const DEFAULT_LANDING_DIR: &str = "landing";
+pub const DEFAULT_TOPIC: &str = "shopstream.events";
+pub const DEFAULT_KAFKA_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_SETTLE_MS: u64 = 1000;
+pub const DEFAULT_RESCAN_SECS: u64 = 10;
+/// Event time of the first session when a seed is given and `--start` is not: runs repeat exactly.
+pub const SEEDED_START: &str = "2026-11-01T00:00:00Z";
+
+/// Writes Faker-style e-commerce event CSV files (the native contract) into a landing directory.
+#[derive(Debug, Parser)]
+#[command(name = "shopstream-gen", version)]
+pub struct GenArgs {
+    /// Directory the files are written to (each under a temporary dot-name, then renamed).
+    #[arg(long, env = "LANDING_DIR", default_value = DEFAULT_LANDING_DIR)]
+    pub out: PathBuf,
+    /// Number of files to write.
+    #[arg(long, default_value_t = 10)]
+    pub files: usize,
+    /// Rows (events) per file.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows_per_file: usize,
+    /// Events per second across all files; default: as fast as possible.
+    #[arg(long, value_name = "EVENTS_PER_SEC")]
+    pub rate: Option<f64>,
+    /// Random seed; the same seed and flags give byte-identical files. Default: random.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Event time of the first session (RFC 3339). Default: 2026-11-01T00:00:00Z with --seed, else now.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Fraction of rows that repeat an earlier event exactly (same event_id).
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate_fraction: f64,
+    /// Fraction of events whose time is moved 1 to 48 hours into the past.
+    #[arg(long, default_value_t = 0.0)]
+    pub late_fraction: f64,
+    /// Fraction of rows made to break the contract (bad id, time, type, price, quantity, …).
+    #[arg(long, default_value_t = 0.0)]
+    pub invalid_fraction: f64,
+    /// Size of the shopper population.
+    #[arg(long, default_value_t = 5_000)]
+    pub users: usize,
+    /// Size of the product catalogue.
+    #[arg(long, default_value_t = 1_000)]
+    pub products: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{name} must be between 0 and 1, got {value}")]
+    Fraction { name: &'static str, value: f64 },
+    #[error("--{name} must be at least 1")]
+    Zero { name: &'static str },
+    #[error("--start {value:?} is not an RFC 3339 timestamp: {source}")]
+    Start {
+        value: String,
+        source: chrono::ParseError,
+    },
+    #[error("--rate must be a positive number of events per second")]
+    Rate,
+}
+
+impl GenArgs {
+    /// Checks the flags and turns them into settings; draws a seed if none was given.
+    pub fn validate(self) -> Result<GenSettings, ConfigError> {
+        for (name, value) in [
+            ("duplicate-fraction", self.duplicate_fraction),
+            ("late-fraction", self.late_fraction),
+            ("invalid-fraction", self.invalid_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::Fraction { name, value });
+            }
+        }
+        for (name, value) in [("users", self.users), ("products", self.products)] {
+            if value == 0 {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        if self.rate.is_some_and(|r| r <= 0.0 || r.is_nan()) {
+            return Err(ConfigError::Rate);
+        }
+        let start_micros = match (&self.start, self.seed) {
+            (Some(value), _) => parse_start(value)?,
+            (None, Some(_)) => parse_start(SEEDED_START)?,
+            (None, None) => chrono::Utc::now().timestamp_micros(),
+        };
+        Ok(GenSettings {
+            out_dir: self.out,
+            files: self.files,
+            rows_per_file: self.rows_per_file,
+            rate: self.rate,
+            seed: self.seed.unwrap_or_else(rand::random),
+            start_micros,
+            duplicate_fraction: self.duplicate_fraction,
+            late_fraction: self.late_fraction,
+            invalid_fraction: self.invalid_fraction,
+            users: self.users,
+            products: self.products,
+        })
+    }
+}
+
+fn parse_start(value: &str) -> Result<i64, ConfigError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_micros())
+        .map_err(|source| ConfigError::Start {
+            value: value.to_string(),
+            source,
+        })
+}
+
+/// Ingests e-commerce event CSV files dropped into a landing directory into PostgreSQL, and
+/// mirrors the loaded events to Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "shopstream-watch", version)]
+pub struct WatchArgs {
+    /// PostgreSQL connection URL (never logged with its password).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Directory to watch; finished files move to processed/ or rejected/ inside it.
+    #[arg(long, env = "LANDING_DIR", default_value = DEFAULT_LANDING_DIR)]
+    pub landing_dir: PathBuf,
+    /// Kafka bootstrap servers (host:port,…); empty turns the Kafka mirror off.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "")]
+    pub kafka_brokers: String,
+    /// Topic the loaded events are mirrored to.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = DEFAULT_TOPIC)]
+    pub kafka_topic: String,
+    /// How long Kafka may take to acknowledge an event before the file goes back to the backlog.
+    #[arg(long, env = "KAFKA_TIMEOUT_MS", default_value_t = DEFAULT_KAFKA_TIMEOUT_MS)]
+    pub kafka_timeout_ms: u64,
+    /// Ingest what is in the landing directory now, then exit (batch mode).
+    #[arg(long)]
+    pub once: bool,
+    /// A file not renamed into place is read only after nothing wrote to it for this long.
+    #[arg(long, env = "SETTLE_MS", default_value_t = DEFAULT_SETTLE_MS)]
+    pub settle_ms: u64,
+    /// Rescan the directory this often, to catch files whose notify events were lost.
+    #[arg(long, env = "RESCAN_SECS", default_value_t = DEFAULT_RESCAN_SECS)]
+    pub rescan_secs: u64,
+}
+
+/// Validated watcher settings.
+#[derive(Clone)]
+pub struct WatchSettings {
+    pub database_url: String,
+    pub landing_dir: PathBuf,
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: String,
+    pub kafka_timeout: Duration,
+    pub once: bool,
+    pub settle: Duration,
+    pub rescan: Duration,
+}
+
+impl std::fmt::Debug for WatchSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchSettings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("landing_dir", &self.landing_dir)
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_topic", &self.kafka_topic)
+            .field("once", &self.once)
+            .field("settle", &self.settle)
+            .field("rescan", &self.rescan)
+            .finish()
+    }
+}
+
+impl WatchArgs {
+    pub fn validate(self) -> Result<WatchSettings, ConfigError> {
+        if self.rescan_secs == 0 {
+            return Err(ConfigError::Zero {
+                name: "rescan-secs",
+            });
+        }
+        let brokers = self.kafka_brokers.trim();
+        Ok(WatchSettings {
+            database_url: self.database_url,
+            landing_dir: self.landing_dir,
+            kafka_brokers: (!brokers.is_empty()).then(|| brokers.to_string()),
+            kafka_topic: self.kafka_topic,
+            kafka_timeout: Duration::from_millis(self.kafka_timeout_ms.max(1)),
+            once: self.once,
+            settle: Duration::from_millis(self.settle_ms),
+            rescan: Duration::from_secs(self.rescan_secs),
+        })
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cr@t@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn fractions_outside_zero_one_are_refused() {
+        let args = GenArgs::parse_from(["gen", "--duplicate-fraction", "1.5"]);
+        assert!(matches!(args.validate(), Err(ConfigError::Fraction { .. })));
+    }
+
+    #[test]
+    fn seed_without_start_pins_the_start() {
+        let a = GenArgs::parse_from(["gen", "--seed", "7"]).validate().unwrap();
+        assert_eq!(a.start_micros, parse_start(SEEDED_START).unwrap());
+    }
+}

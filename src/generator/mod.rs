@@ -1,0 +1,141 @@
+//! shopstream-gen: a seeded, Faker-style stream of shop sessions written as CSV files.
+//! Writes nowhere but its output directory, and only complete files appear under a final name.
+//! Same settings and seed → byte-identical files.
+
+mod faults;
+mod session;
+mod world;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+pub use session::Event;
+use world::World;
+use writer::{CsvFile, Row};
+
+/// What to generate; built once by the binary from its flags.
+#[derive(Debug, Clone)]
+pub struct GenSettings {
+    pub out_dir: PathBuf,
+    pub files: usize,
+    pub rows_per_file: usize,
+    /// Rows per second across all files; `None` writes as fast as possible.
+    pub rate: Option<f64>,
+    pub seed: u64,
+    /// Event time of the first session, microseconds since the epoch (UTC).
+    pub start_micros: i64,
+    pub duplicate_fraction: f64,
+    pub late_fraction: f64,
+    pub invalid_fraction: f64,
+    pub users: usize,
+    pub products: usize,
+}
+
+/// What a run wrote.
+#[derive(Debug, Default, Clone)]
+pub struct GenReport {
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+    /// Rows that repeat an earlier event (same event_id and values).
+    pub duplicates: u64,
+    /// Rows whose event time was pushed hours into the past.
+    pub late: u64,
+    /// Rows made to break the contract.
+    pub invalid: u64,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How many earlier events a duplicate may be drawn from.
+const DUPLICATE_WINDOW: usize = 4096;
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+/// Writes `settings.files` files; calls `on_rows` with the rows written so far after each chunk.
+pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenReport, GenError> {
+    let io_err = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| GenError::Io { path, source }
+    };
+    std::fs::create_dir_all(&settings.out_dir).map_err(io_err(&settings.out_dir))?;
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let world = World::generate(&mut rng, settings.users, settings.products);
+    let mut report = GenReport::default();
+    let mut pending: VecDeque<Event> = VecDeque::new();
+    let mut recent: VecDeque<Event> = VecDeque::with_capacity(DUPLICATE_WINDOW);
+    let mut clock = settings.start_micros;
+    let mut scratch = Vec::new();
+    let mut line = String::new();
+
+    for file_index in 0..settings.files {
+        let name = format!("events-{:016x}-{:05}.csv", settings.seed, file_index + 1);
+        let path = settings.out_dir.join(&name);
+        let mut file = CsvFile::create(&settings.out_dir, &name).map_err(io_err(&path))?;
+        for _ in 0..settings.rows_per_file {
+            let repeat = !recent.is_empty() && rng.random_bool(settings.duplicate_fraction);
+            let event = if repeat {
+                report.duplicates += 1;
+                recent[rng.random_range(0..recent.len())].clone()
+            } else {
+                if pending.is_empty() {
+                    scratch.clear();
+                    session::walk(&mut rng, &world, clock, &mut scratch);
+                    pending.extend(scratch.drain(..));
+                    clock += rng.random_range(0..1_500_000);
+                }
+                let Some(mut event) = pending.pop_front() else { continue };
+                if rng.random_bool(settings.late_fraction) {
+                    report.late += 1;
+                    event.time_micros -= rng.random_range(1..48) * MICROS_PER_HOUR;
+                }
+                if recent.len() == DUPLICATE_WINDOW {
+                    recent.pop_front();
+                }
+                recent.push_back(event.clone());
+                event
+            };
+            let row = if rng.random_bool(settings.invalid_fraction) {
+                report.invalid += 1;
+                line.clear();
+                writer::format_event(&mut line, &world, &event);
+                Row::Raw(faults::corrupt(&mut rng, &line))
+            } else {
+                Row::Event(&event)
+            };
+            file.write(&world, row).map_err(io_err(&path))?;
+            report.rows += 1;
+            if report.rows % 10_000 == 0 {
+                on_rows(report.rows);
+                throttle(settings.rate, report.rows, started);
+            } else if settings.rate.is_some_and(|r| r < 10_000.0) {
+                throttle(settings.rate, report.rows, started);
+            }
+        }
+        report.files.push(file.finish().map_err(io_err(&path))?);
+        on_rows(report.rows);
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Sleeps just long enough that `rows` written since `started` stay at or under `rate` per second.
+fn throttle(rate: Option<f64>, rows: u64, started: Instant) {
+    let Some(rate) = rate.filter(|r| *r > 0.0) else { return };
+    let due = Duration::from_secs_f64(rows as f64 / rate);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+}

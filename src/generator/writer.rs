@@ -1,0 +1,88 @@
+//! Writes one CSV file in the native contract: under a temporary dot-name first, renamed into
+//! place only once complete and flushed, so a watcher never sees half a file.
+//! Owns the byte format of a row; knows nothing of sessions or faults.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::DateTime;
+
+use super::session::Event;
+use super::world::World;
+use crate::schema;
+
+/// A row already decided: either an event to print, or raw text (an injected bad row).
+pub enum Row<'a> {
+    Event(&'a Event),
+    Raw(String),
+}
+
+/// An open output file; `finish` renames it into place.
+pub struct CsvFile {
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    out: BufWriter<File>,
+    line: String,
+}
+
+impl CsvFile {
+    /// Creates `.NAME.tmp` in `dir` and writes the header.
+    pub fn create(dir: &Path, name: &str) -> io::Result<CsvFile> {
+        let tmp_path = dir.join(format!(".{name}.tmp"));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp_path)?);
+        out.write_all(schema::header_line().as_bytes())?;
+        out.write_all(b"\n")?;
+        Ok(CsvFile {
+            tmp_path,
+            final_path: dir.join(name),
+            out,
+            line: String::with_capacity(256),
+        })
+    }
+
+    pub fn write(&mut self, world: &World, row: Row<'_>) -> io::Result<()> {
+        self.line.clear();
+        match row {
+            Row::Event(event) => format_event(&mut self.line, world, event),
+            Row::Raw(text) => self.line.push_str(&text),
+        }
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())
+    }
+
+    /// Flushes, syncs and renames the file to its final name; returns that path.
+    pub fn finish(self) -> io::Result<PathBuf> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.tmp_path, &self.final_path)?;
+        Ok(self.final_path)
+    }
+}
+
+/// Formats one event as a CSV line (no line ending). Generated values never need quoting.
+pub fn format_event(line: &mut String, world: &World, event: &Event) {
+    use std::fmt::Write as _;
+    let user = &world.users[event.user];
+    let product = &world.products[event.product];
+    let time = DateTime::from_timestamp_micros(event.time_micros).unwrap_or_default();
+    let _ = write!(
+        line,
+        "{},{},{},{},{},{},{},{}.{:02},{},",
+        event.event_id,
+        time.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        user.id,
+        event.session_id,
+        event.event_type,
+        product.id,
+        product.category,
+        product.price_cents / 100,
+        product.price_cents % 100,
+        event.quantity,
+    );
+    if let Some(total) = event.total_cents {
+        let _ = write!(line, "{}.{:02}", total / 100, total % 100);
+    }
+    let _ = write!(line, ",{},{}", user.device, user.country);
+}

@@ -1,0 +1,5 @@
+//! Sinks: where transformed rows go. PostgreSQL is the system of record (one transaction per
+//! file); Kafka is a mirror fed from Postgres after commit. Neither reads or moves files.
+
+pub mod kafka;
+pub mod postgres;

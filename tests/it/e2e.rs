@@ -1,0 +1,215 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The CSV rows by event_id, first occurrence wins (later ones are duplicates).
+fn first_by_id(rows: &[(String, usize, Vec<String>)]) -> HashMap<String, Vec<String>> {
+    let mut by_id = HashMap::new();
+    for (_, _, f) in rows {
+        by_id.entry(f[0].clone()).or_insert_with(|| f.clone());
+    }
+    by_id
+}
+
+const EVENT_AS_CSV: &str = "SELECT event_id::text, \
+    to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), user_id, session_id, \
+    event_type, product_id, coalesce(product_category, ''), product_price::text, quantity::text, \
+    coalesce(total_amount::text, ''), coalesce(device, ''), coalesce(country, '') FROM streaming.events";
+
+fn csv_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "csv"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generated_events() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    let topic = unique("events");
+    generate(landing.path(), 4, 2_500, 11, &["--duplicate-fraction", "0.02", "--late-fraction", "0.05"]);
+    let rows = csv_rows(landing.path());
+    let expected = first_by_id(&rows);
+    let duplicates = rows.len() - expected.len();
+    assert!(duplicates > 0, "the generator was asked for duplicates");
+
+    watch_once(landing.path(), &db, Some(&topic));
+    let pg = db.client().await;
+
+    // Ledger: four loaded files, every row accounted for, all mirrored.
+    let ledger = pg
+        .query_one(
+            "SELECT count(*), sum(rows_total)::bigint, sum(rows_loaded)::bigint, sum(rows_rejected)::bigint, \
+             sum(rows_duplicate)::bigint, count(mirrored_at), count(*) FILTER (WHERE admitted_by = 'settled') \
+             FROM streaming.ingest_files WHERE status = 'loaded'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: (i64, i64, i64, i64, i64, i64, i64) =
+        (ledger.get(0), ledger.get(1), ledger.get(2), ledger.get(3), ledger.get(4), ledger.get(5), ledger.get(6));
+    let n = expected.len() as i64;
+    assert_eq!(got, (4, 10_000, n, 0, duplicates as i64, 4, 4));
+
+    // Events: exactly the distinct generated events, every value as written.
+    let stored: HashMap<String, Vec<String>> = pg
+        .query(EVENT_AS_CSV, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| ((0..12).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>()))
+        .map(|f| (f[0].clone(), f))
+        .collect();
+    assert_eq!(stored.len(), expected.len());
+    for (id, fields) in &expected {
+        assert_eq!(stored.get(id), Some(fields), "event {id}");
+    }
+
+    // Purchases and revenue.
+    let purchases: Vec<&Vec<String>> = expected.values().filter(|f| f[4] == "purchase").collect();
+    let revenue_cents: i64 = purchases
+        .iter()
+        .map(|f| (f[9].parse::<f64>().unwrap() * 100.0).round() as i64)
+        .sum();
+    assert!(!purchases.is_empty());
+    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.purchases").await, purchases.len() as i64);
+    assert_eq!(
+        count(&pg, "SELECT (sum(total_amount) * 100)::bigint FROM streaming.purchases").await,
+        revenue_cents
+    );
+
+    // Hourly stats equal the recompute, and count every event once.
+    assert_eq!(stats_mismatches(&pg).await, 0);
+    assert_eq!(count(&pg, "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly").await, n);
+
+    // Files moved on.
+    assert_eq!(csv_count(landing.path()), 0);
+    assert_eq!(csv_count(&landing.path().join("processed")), 4);
+
+    // Kafka: every loaded event, keyed by its user, with the contract's values.
+    let (messages, _) = read_topic(&topic, expected.len(), Duration::from_secs(60));
+    assert_eq!(messages.len(), expected.len(), "every loaded event reached the topic");
+    for (id, fields) in &expected {
+        let (key, payload) = &messages[id];
+        assert_eq!(key, &fields[2], "keyed by user_id");
+        assert_eq!(payload["event_type"], fields[4].as_str());
+        assert_eq!(payload["event_time"], fields[1].as_str());
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    generate(landing.path(), 2, 1_000, 21, &[]);
+    watch_once(landing.path(), &db, None);
+    let pg = db.client().await;
+    let snapshot = |pg: &tokio_postgres::Client| {
+        let pg = pg;
+        async move {
+            (
+                count(pg, "SELECT count(*) FROM streaming.events").await,
+                count(pg, "SELECT count(*) FROM streaming.purchases").await,
+                count(pg, "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly").await,
+                count(pg, "SELECT count(*) FROM streaming.ingest_files WHERE status = 'loaded'").await,
+            )
+        }
+    };
+    let before = snapshot(&pg).await;
+    assert_eq!(before.0, 2_000);
+
+    let processed = landing.path().join("processed");
+    let first = std::fs::read_dir(&processed).unwrap().next().unwrap().unwrap().path();
+    let name = first.file_name().unwrap().to_owned();
+    std::fs::copy(&first, landing.path().join(&name)).unwrap();
+    std::fs::copy(&first, landing.path().join("renamed copy.csv")).unwrap();
+    watch_once(landing.path(), &db, None);
+
+    assert_eq!(snapshot(&pg).await, before);
+    assert_eq!(stats_mismatches(&pg).await, 0);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.ingest_files WHERE status = 'duplicate_file' AND error LIKE 'same content as %'").await,
+        2
+    );
+    assert_eq!(csv_count(landing.path()), 0, "duplicates are archived, not left behind");
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_whose_event_id_is_already_loaded_count_as_duplicates() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    generate(landing.path(), 1, 1_000, 31, &[]);
+    watch_once(landing.path(), &db, None);
+    let pg = db.client().await;
+
+    // A new file: 100 rows already loaded, then 50 new ones from another seed.
+    let old = csv_rows(&landing.path().join("processed"));
+    let fresh_dir = tempfile::tempdir().unwrap();
+    generate(fresh_dir.path(), 1, 50, 32, &[]);
+    let fresh = csv_rows(fresh_dir.path());
+    let mut text = shopstream::schema::header_line() + "\n";
+    for (_, _, f) in old.iter().take(100).chain(fresh.iter()) {
+        text += &(f.join(",") + "\n");
+    }
+    std::fs::write(landing.path().join("overlap.csv"), text).unwrap();
+    watch_once(landing.path(), &db, None);
+
+    let row = pg
+        .query_one(
+            "SELECT rows_total, rows_loaded, rows_duplicate, rows_rejected FROM streaming.ingest_files \
+             WHERE file_name = 'overlap.csv'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(got, (150, 50, 100, 0));
+    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.events").await, 1_050);
+    assert_eq!(stats_mismatches(&pg).await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_rows_are_rejected_with_reasons_and_good_rows_still_load() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        std::process::Command::new(bin("gen"))
+            .arg("--out")
+            .arg(landing.path())
+            .args(["--files", "2", "--rows-per-file", "1000", "--seed", "5", "--invalid-fraction", "0.1"]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let invalid: i64 = stdout.rsplit("invalid ").next().unwrap().trim().parse().unwrap();
+    assert!(invalid > 100, "{stdout}");
+    watch_once(landing.path(), &db, None);
+    let pg = db.client().await;
+    let row = pg
+        .query_one(
+            "SELECT sum(rows_total)::bigint, sum(rows_loaded)::bigint, sum(rows_rejected)::bigint, \
+             sum(rows_duplicate)::bigint FROM streaming.ingest_files",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (total, loaded, rejected, duplicate): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(total, 2_000);
+    assert_eq!(rejected, invalid);
+    assert_eq!(loaded + rejected + duplicate, total);
+    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.events").await, loaded);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.rejected_rows WHERE column_name IS NOT NULL AND reason <> '' AND raw_line <> '' AND line >= 2").await,
+        rejected
+    );
+    let rejected_dir = landing.path().join("rejected");
+    let error_files: Vec<_> = std::fs::read_dir(&rejected_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(error_files.len(), 2, "one .rejected.csv per file: {error_files:?}");
+    let text = std::fs::read_to_string(&error_files[0]).unwrap();
+    assert!(text.starts_with(&(shopstream::schema::header_line() + ",line,reason")));
+    db.cleanup().await;
+}

@@ -1,0 +1,11 @@
+//! One integration test binary against a real PostgreSQL and a real Kafka-protocol broker,
+//! started by scripts/test (SHOPSTREAM_TEST_DATABASE_URL, SHOPSTREAM_TEST_KAFKA).
+
+mod support;
+
+/// shopstream-gen: determinism, the contract's shape, the fault knobs.
+mod gen;
+/// generate → ingest → exact contents of every table and the topic; re-drops and duplicates.
+mod e2e;
+/// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
+mod service;
