@@ -233,7 +233,9 @@ mod tests {
 
     #[test]
     fn seed_without_start_pins_the_start() {
-        let a = GenArgs::parse_from(["gen", "--seed", "7"]).validate().unwrap();
+        let a = GenArgs::parse_from(["gen", "--seed", "7"])
+            .validate()
+            .unwrap();
         assert_eq!(a.start_micros, parse_start(SEEDED_START).unwrap());
     }
 }

@@ -124,7 +124,10 @@ fn move_into(path: &Path, dir: &Path) -> io::Result<PathBuf> {
     let mut target = dir.join(name);
     let mut n = 1;
     while target.exists() {
-        let stem = Path::new(name).file_stem().unwrap_or(name).to_string_lossy();
+        let stem = Path::new(name)
+            .file_stem()
+            .unwrap_or(name)
+            .to_string_lossy();
         let ext = Path::new(name)
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))
@@ -142,7 +145,14 @@ mod tests {
 
     #[test]
     fn temporary_names_are_not_candidates() {
-        for name in [".x.csv", "x.csv.tmp", "x.part", "x.partial", "x.crdownload", "x.swp"] {
+        for name in [
+            ".x.csv",
+            "x.csv.tmp",
+            "x.part",
+            "x.partial",
+            "x.crdownload",
+            "x.swp",
+        ] {
             assert!(!is_candidate_name(name), "{name}");
         }
         assert!(is_candidate_name("events-1.csv"));
@@ -154,7 +164,9 @@ mod tests {
         let landing = LandingDir::open(dir.path()).unwrap();
         for _ in 0..2 {
             fs::write(dir.path().join("a.csv"), "x").unwrap();
-            landing.archive_processed(&dir.path().join("a.csv")).unwrap();
+            landing
+                .archive_processed(&dir.path().join("a.csv"))
+                .unwrap();
         }
         assert!(dir.path().join("processed/a.csv").exists());
         assert!(dir.path().join("processed/a.1.csv").exists());

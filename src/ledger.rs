@@ -33,7 +33,10 @@ pub struct LoadedFile {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadReport {
-    Loaded { file_id: i64, counts: Counts },
+    Loaded {
+        file_id: i64,
+        counts: Counts,
+    },
     /// The same content was loaded before (possibly under another name).
     AlreadyLoaded(Option<LoadedFile>),
 }

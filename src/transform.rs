@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::schema::{self, COLUMNS, DEVICES, EVENT_TYPES, EVENT_TIME_FORMAT, PURCHASE};
+use crate::schema::{self, COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PURCHASE};
 
 /// Name of the 1-based source line number column added to every frame.
 pub const LINE: &str = "__line";
@@ -91,7 +91,12 @@ pub fn transform(bytes: &[u8]) -> Result<Batch, FileError> {
         .collect()
         .map_err(|e| FileError::Parse(e.to_string()))?;
     let mut batch = split(text, checked)?;
-    batch.header = text.lines().next().unwrap_or_default().trim_end_matches('\r').to_string();
+    batch.header = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r')
+        .to_string();
     Ok(batch)
 }
 
@@ -219,7 +224,10 @@ fn rules() -> Vec<Rule> {
         rule("event_id", missing("event_id"), "required"),
         rule(
             "event_id",
-            col("event_id").str().contains(lit(UUID_PATTERN), true).not(),
+            col("event_id")
+                .str()
+                .contains(lit(UUID_PATTERN), true)
+                .not(),
             "not a UUID",
         ),
         rule("event_time", missing("event_time"), "required"),
@@ -238,8 +246,16 @@ fn rules() -> Vec<Rule> {
         ),
         rule("product_id", missing("product_id"), "required"),
         rule("product_price", missing("product_price"), "required"),
-        rule("product_price", col(PRICE).is_null(), "not a decimal number"),
-        rule("product_price", col(PRICE).lt(lit(0.0)), "must not be negative"),
+        rule(
+            "product_price",
+            col(PRICE).is_null(),
+            "not a decimal number",
+        ),
+        rule(
+            "product_price",
+            col(PRICE).lt(lit(0.0)),
+            "must not be negative",
+        ),
         rule("quantity", missing("quantity"), "required"),
         rule("quantity", col(QUANTITY).is_null(), "not an integer"),
         rule("quantity", col(QUANTITY).lt(lit(1)), "must be at least 1"),
@@ -260,14 +276,19 @@ fn rules() -> Vec<Rule> {
         ),
         rule(
             "device",
-            missing("device").not().and(any_of("device", &DEVICES).not()),
+            missing("device")
+                .not()
+                .and(any_of("device", &DEVICES).not()),
             "unknown device (expected mobile, desktop or tablet, or empty)",
         ),
         rule(
             "country",
-            missing("country")
-                .not()
-                .and(col("country").str().contains(lit(COUNTRY_PATTERN), true).not()),
+            missing("country").not().and(
+                col("country")
+                    .str()
+                    .contains(lit(COUNTRY_PATTERN), true)
+                    .not(),
+            ),
             "not an ISO 3166 alpha-2 code like DE",
         ),
     ]
@@ -290,10 +311,7 @@ fn verdict() -> [Expr; 2] {
 fn split(text: &str, checked: DataFrame) -> Result<Batch, FileError> {
     let polars_err = |e: PolarsError| FileError::Parse(e.to_string());
     let rows_total = checked.height() as u64;
-    let is_bad = checked
-        .column(REASON)
-        .map_err(polars_err)?
-        .is_not_null();
+    let is_bad = checked.column(REASON).map_err(polars_err)?.is_not_null();
     let bad = checked.filter(&is_bad).map_err(polars_err)?;
     let good = checked.filter(&!is_bad).map_err(polars_err)?;
     Ok(Batch {
@@ -368,7 +386,14 @@ mod tests {
         assert_eq!(batch.rows_total, 1);
         assert_eq!(batch.good.height(), 1);
         assert!(batch.rejects.is_empty());
-        let micros = batch.good.column(TIME).unwrap().datetime().unwrap().phys.get(0);
+        let micros = batch
+            .good
+            .column(TIME)
+            .unwrap()
+            .datetime()
+            .unwrap()
+            .phys
+            .get(0);
         let expected = chrono::DateTime::parse_from_rfc3339("2026-11-01T10:30:00.123456Z").unwrap();
         assert_eq!(micros, Some(expected.timestamp_micros()));
     }

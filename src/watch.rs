@@ -72,19 +72,27 @@ struct Watcher {
 }
 
 /// Runs the watcher until `shutdown` turns true (or, with `--once`, until the directory is done).
-pub async fn run(settings: WatchSettings, mut shutdown: watch::Receiver<bool>) -> Result<RunStats, WatchError> {
+pub async fn run(
+    settings: WatchSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunStats, WatchError> {
     let started = Instant::now();
-    let landing = LandingDir::open(&settings.landing_dir).map_err(|source| WatchError::Landing {
-        path: settings.landing_dir.clone(),
-        source,
-    })?;
+    let landing =
+        LandingDir::open(&settings.landing_dir).map_err(|source| WatchError::Landing {
+            path: settings.landing_dir.clone(),
+            source,
+        })?;
     info!(database = %redact_url(&settings.database_url), landing = %landing.root.display(), "Connecting to Postgres.");
     let mut client = postgres::connect_with_retry(&settings.database_url, None).await?;
     postgres::migrate(&mut client).await?;
     let mirror = match &settings.kafka_brokers {
         Some(brokers) => {
             info!(brokers = %brokers, topic = %settings.kafka_topic, "Kafka mirror on.");
-            Some(KafkaMirror::new(brokers, &settings.kafka_topic, settings.kafka_timeout)?)
+            Some(KafkaMirror::new(
+                brokers,
+                &settings.kafka_topic,
+                settings.kafka_timeout,
+            )?)
         }
         None => {
             info!("Kafka mirror off (no KAFKA_BROKERS); loaded files stay in the mirror backlog.");
@@ -107,14 +115,20 @@ pub async fn run(settings: WatchSettings, mut shutdown: watch::Receiver<bool>) -
     if let Some(mirror) = &w.mirror {
         mirror.flush(Duration::from_secs(10));
     }
-    w.stats.unmirrored_files = ledger::unmirrored(&w.client).await.map(|v| v.len() as u64).unwrap_or(0);
+    w.stats.unmirrored_files = ledger::unmirrored(&w.client)
+        .await
+        .map(|v| v.len() as u64)
+        .unwrap_or(0);
     w.stats.elapsed = started.elapsed();
     Ok(w.stats)
 }
 
 impl Watcher {
     /// Batch mode: every candidate now present, each once it is complete, then return.
-    async fn ingest_once(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), WatchError> {
+    async fn ingest_once(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), WatchError> {
         let files = self.scan()?;
         info!(files = files.len(), "Ingesting the landing directory once.");
         for path in files {
@@ -196,7 +210,9 @@ impl Watcher {
     }
 
     async fn try_file(&mut self, path: &Path, pending: &mut HashMap<PathBuf, Pending>) {
-        let Some(entry) = pending.get(path) else { return };
+        let Some(entry) = pending.get(path) else {
+            return;
+        };
         let admission = match entry.hint {
             Some(admission) => admission,
             None => match landing::settle_wait(path, self.settings.settle) {
@@ -227,7 +243,11 @@ impl Watcher {
         }
     }
 
-    fn note_event(&self, event: notify::Result<notify::Event>, pending: &mut HashMap<PathBuf, Pending>) {
+    fn note_event(
+        &self,
+        event: notify::Result<notify::Event>,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
@@ -240,12 +260,16 @@ impl Watcher {
             event.kind,
             EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
         );
-        let Some(path) = event.paths.last() else { return };
+        let Some(path) = event.paths.last() else {
+            return;
+        };
         if !self.landing.is_candidate(path) || !path.is_file() {
             return;
         }
         let hint = renamed_in.then_some(Admission::Renamed);
-        let entry = pending.entry(path.clone()).or_insert_with(|| Pending::new(hint));
+        let entry = pending
+            .entry(path.clone())
+            .or_insert_with(|| Pending::new(hint));
         if hint.is_some() {
             entry.hint = hint;
         }
@@ -282,20 +306,34 @@ impl Watcher {
             return Outcome::Retry(e);
         }
         let started_at = Utc::now();
-        let file_name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let file_name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let bytes = match tokio::fs::read(path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Done,
             Err(e) => {
                 let reason = format!("cannot read the file: {e}");
-                return self.reject_unread(path, &file_name, admission, started_at, &reason).await;
+                return self
+                    .reject_unread(path, &file_name, admission, started_at, &reason)
+                    .await;
             }
         };
         let (sha256, transformed) = tokio::task::spawn_blocking(move || {
-            (landing::fingerprint(&bytes), (bytes.len(), transform::transform(&bytes)))
+            (
+                landing::fingerprint(&bytes),
+                (bytes.len(), transform::transform(&bytes)),
+            )
         })
         .await
-        .unwrap_or_else(|e| (String::new(), (0, Err(transform::FileError::Parse(e.to_string())))));
+        .unwrap_or_else(|e| {
+            (
+                String::new(),
+                (0, Err(transform::FileError::Parse(e.to_string()))),
+            )
+        });
         let (size, transformed) = transformed;
         let file = FileRecord {
             file_name,
@@ -323,7 +361,9 @@ impl Watcher {
         };
         let (file_id, counts) = match report {
             LoadReport::Loaded { file_id, counts } => (file_id, counts),
-            LoadReport::AlreadyLoaded(earlier) => return self.already_loaded(path, file, earlier).await,
+            LoadReport::AlreadyLoaded(earlier) => {
+                return self.already_loaded(path, file, earlier).await
+            }
         };
         self.stats.rows_total += counts.total as u64;
         self.stats.rows_loaded += counts.loaded as u64;
@@ -361,15 +401,24 @@ impl Watcher {
         Outcome::Done
     }
 
-    async fn already_loaded(&mut self, path: &Path, file: &FileRecord, earlier: Option<ledger::LoadedFile>) -> Outcome {
-        let same_drop = earlier.as_ref().is_some_and(|e| e.file_name == file.file_name);
+    async fn already_loaded(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        earlier: Option<ledger::LoadedFile>,
+    ) -> Outcome {
+        let same_drop = earlier
+            .as_ref()
+            .is_some_and(|e| e.file_name == file.file_name);
         if !same_drop {
             // Same bytes under another name, or dropped again: audit it, load nothing.
             let note = match &earlier {
                 Some(e) => format!("same content as {} (file_id {})", e.file_name, e.file_id),
                 None => "same content as a file loaded concurrently".to_string(),
             };
-            if let Err(e) = ledger::record_unloaded(&self.client, file, "duplicate_file", &note).await {
+            if let Err(e) =
+                ledger::record_unloaded(&self.client, file, "duplicate_file", &note).await
+            {
                 return Outcome::Retry(e.into());
             }
             self.stats.files_duplicate += 1;
@@ -418,7 +467,9 @@ impl Watcher {
     /// Relays one loaded file's events to Kafka and marks it mirrored; failures leave it in the
     /// backlog for the next drain.
     async fn mirror_file(&mut self, file_id: i64) -> bool {
-        let Some(mirror) = &self.mirror else { return false };
+        let Some(mirror) = &self.mirror else {
+            return false;
+        };
         let events = match ledger::outbox_events(&self.client, file_id).await {
             Ok(events) => events,
             Err(e) => {

@@ -10,7 +10,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
     telemetry::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("shopstream-watch: cannot start the async runtime: {e}");

@@ -96,7 +96,9 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
                     pending.extend(scratch.drain(..));
                     clock += rng.random_range(0..1_500_000);
                 }
-                let Some(mut event) = pending.pop_front() else { continue };
+                let Some(mut event) = pending.pop_front() else {
+                    continue;
+                };
                 if rng.random_bool(settings.late_fraction) {
                     report.late += 1;
                     event.time_micros -= rng.random_range(1..48) * MICROS_PER_HOUR;
@@ -133,7 +135,9 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
 
 /// Sleeps just long enough that `rows` written since `started` stay at or under `rate` per second.
 fn throttle(rate: Option<f64>, rows: u64, started: Instant) {
-    let Some(rate) = rate.filter(|r| *r > 0.0) else { return };
+    let Some(rate) = rate.filter(|r| *r > 0.0) else {
+        return;
+    };
     let due = Duration::from_secs_f64(rows as f64 / rate);
     if let Some(wait) = due.checked_sub(started.elapsed()) {
         std::thread::sleep(wait);

@@ -57,7 +57,11 @@ pub fn walk<R: RngExt>(rng: &mut R, world: &World, start_micros: i64, out: &mut 
         push(rng, now, "view", product, 1, None);
         now += rng.random_range(2_000_000..90_000_000);
         if rng.random_bool(P_ADD_TO_CART) {
-            let quantity = if rng.random_bool(0.8) { 1 } else { rng.random_range(2..=4) };
+            let quantity = if rng.random_bool(0.8) {
+                1
+            } else {
+                rng.random_range(2..=4)
+            };
             push(rng, now, "add_to_cart", product, quantity, None);
             now += rng.random_range(1_000_000..30_000_000);
             if rng.random_bool(P_REMOVE) {

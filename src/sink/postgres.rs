@@ -179,14 +179,19 @@ WITH fresh AS (
 )
 SELECT count(*) FROM fresh";
 
-const COPY_REJECTED: &str = "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
+const COPY_REJECTED: &str =
+    "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
     FROM STDIN (FORMAT binary)";
 
 /// Loads one transformed file in one transaction and records it in the ledger.
 ///
 /// Returns `LoadReport::AlreadyLoaded` when a concurrent or earlier transaction loaded the same
 /// content first (the ledger's unique content index decides).
-pub async fn load(client: &mut Client, file: &FileRecord, batch: &Batch) -> Result<LoadReport, LoadError> {
+pub async fn load(
+    client: &mut Client,
+    file: &FileRecord,
+    batch: &Batch,
+) -> Result<LoadReport, LoadError> {
     client.batch_execute(CREATE_STAGING).await?;
     let tx = client.transaction().await?;
     let file_id = match ledger::insert_loading(&tx, file).await {
@@ -215,10 +220,14 @@ pub async fn load(client: &mut Client, file: &FileRecord, batch: &Batch) -> Resu
     Ok(LoadReport::Loaded { file_id, counts })
 }
 
-async fn copy_good_rows(tx: &tokio_postgres::Transaction<'_>, good: &DataFrame) -> Result<u64, LoadError> {
+async fn copy_good_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    good: &DataFrame,
+) -> Result<u64, LoadError> {
     let sink = tx.copy_in(COPY_STAGING).await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &STAGING_TYPES));
-    let text = |name: &str| -> PolarsResult<StringChunked> { Ok(good.column(name)?.str()?.clone()) };
+    let text =
+        |name: &str| -> PolarsResult<StringChunked> { Ok(good.column(name)?.str()?.clone()) };
     let lines = good.column(LINE)?.cast(&DataType::Int64)?;
     let mut lines = lines.i64()?.into_iter();
     let times = good.column(TIME)?.datetime()?.phys.clone();
@@ -240,7 +249,11 @@ async fn copy_good_rows(tx: &tokio_postgres::Transaction<'_>, good: &DataFrame) 
     .map(text);
     let mut iters = Vec::with_capacity(columns.len());
     for c in &columns {
-        iters.push(c.as_ref().map_err(|e| LoadError::Frame(e.to_string().into()))?.into_iter());
+        iters.push(
+            c.as_ref()
+                .map_err(|e| LoadError::Frame(e.to_string().into()))?
+                .into_iter(),
+        );
     }
     for _ in 0..good.height() {
         let mut v: [Option<&str>; 10] = [None; 10];
@@ -252,11 +265,15 @@ async fn copy_good_rows(tx: &tokio_postgres::Transaction<'_>, good: &DataFrame) 
             .next()
             .flatten()
             .and_then(DateTime::from_timestamp_micros);
-        let quantity = quantities.next().flatten().and_then(|q| i32::try_from(q).ok());
+        let quantity = quantities
+            .next()
+            .flatten()
+            .and_then(|q| i32::try_from(q).ok());
         // Validation guarantees the pattern; a parse failure here is a bug, so fail loudly.
         let event_id = v[0].and_then(|s| uuid::Uuid::parse_str(s).ok());
         let row: [&(dyn ToSql + Sync); 13] = [
-            &line, &event_id, &time, &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &quantity, &v[7], &v[8], &v[9],
+            &line, &event_id, &time, &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &quantity, &v[7],
+            &v[8], &v[9],
         ];
         writer.as_mut().write(&row).await?;
     }

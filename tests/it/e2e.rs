@@ -21,7 +21,13 @@ const EVENT_AS_CSV: &str = "SELECT event_id::text, \
 fn csv_count(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "csv"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "csv")
+        })
         .count()
 }
 
@@ -30,7 +36,13 @@ async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generat
     let db = TestDb::new().await;
     let landing = tempfile::tempdir().unwrap();
     let topic = unique("events");
-    generate(landing.path(), 4, 2_500, 11, &["--duplicate-fraction", "0.02", "--late-fraction", "0.05"]);
+    generate(
+        landing.path(),
+        4,
+        2_500,
+        11,
+        &["--duplicate-fraction", "0.02", "--late-fraction", "0.05"],
+    );
     let rows = csv_rows(landing.path());
     let expected = first_by_id(&rows);
     let duplicates = rows.len() - expected.len();
@@ -49,8 +61,15 @@ async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generat
         )
         .await
         .unwrap();
-    let got: (i64, i64, i64, i64, i64, i64, i64) =
-        (ledger.get(0), ledger.get(1), ledger.get(2), ledger.get(3), ledger.get(4), ledger.get(5), ledger.get(6));
+    let got: (i64, i64, i64, i64, i64, i64, i64) = (
+        ledger.get(0),
+        ledger.get(1),
+        ledger.get(2),
+        ledger.get(3),
+        ledger.get(4),
+        ledger.get(5),
+        ledger.get(6),
+    );
     let n = expected.len() as i64;
     assert_eq!(got, (4, 10_000, n, 0, duplicates as i64, 4, 4));
 
@@ -75,15 +94,29 @@ async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generat
         .map(|f| (f[9].parse::<f64>().unwrap() * 100.0).round() as i64)
         .sum();
     assert!(!purchases.is_empty());
-    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.purchases").await, purchases.len() as i64);
     assert_eq!(
-        count(&pg, "SELECT (sum(total_amount) * 100)::bigint FROM streaming.purchases").await,
+        count(&pg, "SELECT count(*) FROM streaming.purchases").await,
+        purchases.len() as i64
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT (sum(total_amount) * 100)::bigint FROM streaming.purchases"
+        )
+        .await,
         revenue_cents
     );
 
     // Hourly stats equal the recompute, and count every event once.
     assert_eq!(stats_mismatches(&pg).await, 0);
-    assert_eq!(count(&pg, "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly").await, n);
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly"
+        )
+        .await,
+        n
+    );
 
     // Files moved on.
     assert_eq!(csv_count(landing.path()), 0);
@@ -91,7 +124,11 @@ async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generat
 
     // Kafka: every loaded event, keyed by its user, with the contract's values.
     let (messages, _) = read_topic(&topic, expected.len(), Duration::from_secs(60));
-    assert_eq!(messages.len(), expected.len(), "every loaded event reached the topic");
+    assert_eq!(
+        messages.len(),
+        expected.len(),
+        "every loaded event reached the topic"
+    );
     for (id, fields) in &expected {
         let (key, payload) = &messages[id];
         assert_eq!(key, &fields[2], "keyed by user_id");
@@ -114,8 +151,16 @@ async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
             (
                 count(pg, "SELECT count(*) FROM streaming.events").await,
                 count(pg, "SELECT count(*) FROM streaming.purchases").await,
-                count(pg, "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly").await,
-                count(pg, "SELECT count(*) FROM streaming.ingest_files WHERE status = 'loaded'").await,
+                count(
+                    pg,
+                    "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly",
+                )
+                .await,
+                count(
+                    pg,
+                    "SELECT count(*) FROM streaming.ingest_files WHERE status = 'loaded'",
+                )
+                .await,
             )
         }
     };
@@ -123,7 +168,12 @@ async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
     assert_eq!(before.0, 2_000);
 
     let processed = landing.path().join("processed");
-    let first = std::fs::read_dir(&processed).unwrap().next().unwrap().unwrap().path();
+    let first = std::fs::read_dir(&processed)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let name = first.file_name().unwrap().to_owned();
     std::fs::copy(&first, landing.path().join(&name)).unwrap();
     std::fs::copy(&first, landing.path().join("renamed copy.csv")).unwrap();
@@ -135,7 +185,11 @@ async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
         count(&pg, "SELECT count(*) FROM streaming.ingest_files WHERE status = 'duplicate_file' AND error LIKE 'same content as %'").await,
         2
     );
-    assert_eq!(csv_count(landing.path()), 0, "duplicates are archived, not left behind");
+    assert_eq!(
+        csv_count(landing.path()),
+        0,
+        "duplicates are archived, not left behind"
+    );
     db.cleanup().await;
 }
 
@@ -169,7 +223,10 @@ async fn rows_whose_event_id_is_already_loaded_count_as_duplicates() {
         .unwrap();
     let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(got, (150, 50, 100, 0));
-    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.events").await, 1_050);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        1_050
+    );
     assert_eq!(stats_mismatches(&pg).await, 0);
     db.cleanup().await;
 }
@@ -182,10 +239,25 @@ async fn bad_rows_are_rejected_with_reasons_and_good_rows_still_load() {
         std::process::Command::new(bin("gen"))
             .arg("--out")
             .arg(landing.path())
-            .args(["--files", "2", "--rows-per-file", "1000", "--seed", "5", "--invalid-fraction", "0.1"]),
+            .args([
+                "--files",
+                "2",
+                "--rows-per-file",
+                "1000",
+                "--seed",
+                "5",
+                "--invalid-fraction",
+                "0.1",
+            ]),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let invalid: i64 = stdout.rsplit("invalid ").next().unwrap().trim().parse().unwrap();
+    let invalid: i64 = stdout
+        .rsplit("invalid ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(invalid > 100, "{stdout}");
     watch_once(landing.path(), &db, None);
     let pg = db.client().await;
@@ -197,18 +269,29 @@ async fn bad_rows_are_rejected_with_reasons_and_good_rows_still_load() {
         )
         .await
         .unwrap();
-    let (total, loaded, rejected, duplicate): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (total, loaded, rejected, duplicate): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(total, 2_000);
     assert_eq!(rejected, invalid);
     assert_eq!(loaded + rejected + duplicate, total);
-    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.events").await, loaded);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        loaded
+    );
     assert_eq!(
         count(&pg, "SELECT count(*) FROM streaming.rejected_rows WHERE column_name IS NOT NULL AND reason <> '' AND raw_line <> '' AND line >= 2").await,
         rejected
     );
     let rejected_dir = landing.path().join("rejected");
-    let error_files: Vec<_> = std::fs::read_dir(&rejected_dir).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(error_files.len(), 2, "one .rejected.csv per file: {error_files:?}");
+    let error_files: Vec<_> = std::fs::read_dir(&rejected_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        error_files.len(),
+        2,
+        "one .rejected.csv per file: {error_files:?}"
+    );
     let text = std::fs::read_to_string(&error_files[0]).unwrap();
     assert!(text.starts_with(&(shopstream::schema::header_line() + ",line,reason")));
     db.cleanup().await;

@@ -3,9 +3,9 @@
 
 mod support;
 
-/// shopstream-gen: determinism, the contract's shape, the fault knobs.
-mod gen;
 /// generate → ingest → exact contents of every table and the topic; re-drops and duplicates.
 mod e2e;
+/// shopstream-gen: determinism, the contract's shape, the fault knobs.
+mod gen;
 /// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
 mod service;

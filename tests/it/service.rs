@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn start_watcher(landing: &std::path::Path, db: &TestDb, kafka: Option<(&str, &str)>, settle_ms: u64) -> Child {
+fn start_watcher(
+    landing: &std::path::Path,
+    db: &TestDb,
+    kafka: Option<(&str, &str)>,
+    settle_ms: u64,
+) -> Child {
     let mut cmd = Command::new(bin("watch"));
     cmd.arg("--landing-dir")
         .arg(landing)
@@ -21,7 +26,10 @@ fn start_watcher(landing: &std::path::Path, db: &TestDb, kafka: Option<(&str, &s
 }
 
 fn terminate(child: Child) -> std::process::Output {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     child.wait_with_output().unwrap()
 }
@@ -35,7 +43,9 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
     let pg = db.client().await;
     assert!(
         wait_for(Duration::from_secs(30), || async {
-            pg.query("SELECT 1 FROM streaming.ingest_files LIMIT 0", &[]).await.is_ok()
+            pg.query("SELECT 1 FROM streaming.ingest_files LIMIT 0", &[])
+                .await
+                .is_ok()
         })
         .await,
         "migrations applied"
@@ -46,7 +56,15 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
     // Written under its final name in two bursts: must be read whole, after it settled.
     let source = tempfile::tempdir().unwrap();
     generate(source.path(), 1, 1_000, 52, &[]);
-    let full = std::fs::read(std::fs::read_dir(source.path()).unwrap().next().unwrap().unwrap().path()).unwrap();
+    let full = std::fs::read(
+        std::fs::read_dir(source.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
     let slow = landing.path().join("slow.csv");
     let mut file = std::fs::File::create(&slow).unwrap();
     file.write_all(&full[..full.len() / 2]).unwrap();
@@ -61,8 +79,15 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
     .await;
     let out = terminate(watcher);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(loaded, "four files loaded and mirrored; watcher log:\n{stderr}");
-    assert!(out.status.success(), "exit 0 on SIGTERM: {:?}\n{stderr}", out.status);
+    assert!(
+        loaded,
+        "four files loaded and mirrored; watcher log:\n{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "exit 0 on SIGTERM: {:?}\n{stderr}",
+        out.status
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("files loaded 4"));
 
     let slow_row = pg
@@ -73,12 +98,23 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
         .await
         .unwrap();
     let got: (i64, i64, String) = (slow_row.get(0), slow_row.get(1), slow_row.get(2));
-    assert_eq!(got, (1_000, 0, "settled".to_string()), "the slow file was read whole");
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM streaming.ingest_files WHERE admitted_by = 'renamed'").await,
+        got,
+        (1_000, 0, "settled".to_string()),
+        "the slow file was read whole"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM streaming.ingest_files WHERE admitted_by = 'renamed'"
+        )
+        .await,
         3
     );
-    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.events").await, 4_000);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        4_000
+    );
     let (messages, _) = read_topic(&topic, 4_000, Duration::from_secs(60));
     assert_eq!(messages.len(), 4_000);
     db.cleanup().await;
@@ -102,7 +138,10 @@ async fn a_kafka_outage_leaves_a_backlog_in_the_ledger_that_drains_later() {
             .env("KAFKA_TOPIC", &topic),
     );
     let pg = db.client().await;
-    assert_eq!(count(&pg, "SELECT count(*) FROM streaming.events").await, 1_000);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        1_000
+    );
     assert_eq!(
         count(&pg, "SELECT count(*) FROM streaming.ingest_files WHERE status = 'loaded' AND mirrored_at IS NULL").await,
         2,
@@ -112,7 +151,11 @@ async fn a_kafka_outage_leaves_a_backlog_in_the_ledger_that_drains_later() {
     // The broker is back: the next start drains the backlog before anything else.
     watch_once(landing.path(), &db, Some(&topic));
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM streaming.ingest_files WHERE mirrored_at IS NULL").await,
+        count(
+            &pg,
+            "SELECT count(*) FROM streaming.ingest_files WHERE mirrored_at IS NULL"
+        )
+        .await,
         0
     );
     let (messages, _) = read_topic(&topic, 1_000, Duration::from_secs(60));

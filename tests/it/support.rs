@@ -54,7 +54,10 @@ impl TestDb {
     pub async fn cleanup(self) {
         let admin = connect(&admin_url()).await;
         let _ = admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await;
     }
 }
@@ -62,7 +65,9 @@ impl TestDb {
 pub async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL ({e}); run the tests with scripts/test"));
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to PostgreSQL ({e}); run the tests with scripts/test")
+        });
     tokio::spawn(connection);
     client
 }
@@ -110,7 +115,12 @@ pub fn generate(dir: &Path, files: usize, rows: usize, seed: u64, extra: &[&str]
         Command::new(bin("gen"))
             .arg("--out")
             .arg(dir)
-            .args(["--files", &files.to_string(), "--rows-per-file", &rows.to_string()])
+            .args([
+                "--files",
+                &files.to_string(),
+                "--rows-per-file",
+                &rows.to_string(),
+            ])
             .args(["--seed", &seed.to_string()])
             .args(extra),
     );
@@ -126,7 +136,9 @@ pub fn watch_once(landing: &Path, db: &TestDb, topic: Option<&str>) -> Output {
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn");
     match topic {
-        Some(topic) => cmd.env("KAFKA_BROKERS", kafka_brokers()).env("KAFKA_TOPIC", topic),
+        Some(topic) => cmd
+            .env("KAFKA_BROKERS", kafka_brokers())
+            .env("KAFKA_TOPIC", topic),
         None => cmd.env("KAFKA_BROKERS", ""),
     };
     run_ok(&mut cmd)
@@ -145,7 +157,11 @@ pub fn csv_rows(dir: &Path) -> Vec<(String, usize, Vec<String>)> {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         for (i, line) in text.lines().enumerate().skip(1) {
-            rows.push((name.clone(), i + 1, line.split(',').map(str::to_string).collect()));
+            rows.push((
+                name.clone(),
+                i + 1,
+                line.split(',').map(str::to_string).collect(),
+            ));
         }
     }
     rows
@@ -153,7 +169,11 @@ pub fn csv_rows(dir: &Path) -> Vec<(String, usize, Vec<String>)> {
 
 /// Reads every message of `topic` until `expected` distinct event ids arrived or `timeout`;
 /// returns event_id → (key, payload JSON) and the number of messages read.
-pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> (HashMap<String, (String, serde_json::Value)>, usize) {
+pub fn read_topic(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> (HashMap<String, (String, serde_json::Value)>, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .set("group.id", unique("it"))
@@ -166,11 +186,14 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> (HashMap<S
     let mut messages = 0;
     let deadline = Instant::now() + timeout;
     while seen.len() < expected && Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let message = message.expect("kafka message");
         messages += 1;
         let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap();
-        let payload: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
+        let payload: serde_json::Value =
+            serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
         let id = payload["event_id"].as_str().unwrap().to_string();
         seen.insert(id, (key, payload));
     }
