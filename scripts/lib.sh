@@ -37,12 +37,20 @@ ensure_postgres() {
         log "Starting PostgreSQL $PG_VERSION cluster 'main'."
         as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start
     fi
-    PG_PORT="$(pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main" {print $3}')"
+    PG_PORT="$(cluster_port main)"
+    create_role_and_database "$PG_PORT"
+    export DATABASE_URL="postgres://$SHOPSTREAM_DB_USER:$SHOPSTREAM_DB_PASSWORD@127.0.0.1:$PG_PORT/$SHOPSTREAM_DB_USER"
+}
+
+cluster_port() { pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$1" '$1==v && $2==c {print $3}'; }
+
+# Waits for the server on port $1, then creates the shopstream role and database if missing.
+create_role_and_database() {
     for _ in $(seq 1 30); do
-        as_root runuser -u postgres -- pg_isready -q -p "$PG_PORT" && break
+        as_root runuser -u postgres -- pg_isready -q -p "$1" && break
         sleep 1
     done
-    as_root runuser -u postgres -- psql -q -p "$PG_PORT" -v ON_ERROR_STOP=1 >/dev/null <<SQL
+    as_root runuser -u postgres -- psql -q -p "$1" -v ON_ERROR_STOP=1 >/dev/null <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$SHOPSTREAM_DB_USER') THEN
     CREATE ROLE $SHOPSTREAM_DB_USER LOGIN CREATEDB PASSWORD '$SHOPSTREAM_DB_PASSWORD';
@@ -51,7 +59,22 @@ END \$\$;
 SELECT 'CREATE DATABASE $SHOPSTREAM_DB_USER OWNER $SHOPSTREAM_DB_USER'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$SHOPSTREAM_DB_USER') \gexec
 SQL
-    export DATABASE_URL="postgres://$SHOPSTREAM_DB_USER:$SHOPSTREAM_DB_PASSWORD@127.0.0.1:$PG_PORT/$SHOPSTREAM_DB_USER"
+}
+
+# A second cluster of the machine's PostgreSQL that the outage test may stop and start without
+# disturbing the others. Exports SHOPSTREAM_TEST_OUTAGE_CLUSTER and SHOPSTREAM_TEST_OUTAGE_URL.
+ensure_outage_cluster() {
+    local name=shopstream_outage
+    if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$PG_VERSION $name"; then
+        as_root pg_createcluster "$PG_VERSION" "$name" >/dev/null
+    fi
+    if ! pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$name" '$1==v && $2==c {print $4}' | grep -q online; then
+        as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$name" start
+    fi
+    local port; port="$(cluster_port "$name")"
+    create_role_and_database "$port"
+    export SHOPSTREAM_TEST_OUTAGE_CLUSTER="$PG_VERSION $name"
+    export SHOPSTREAM_TEST_OUTAGE_URL="postgres://$SHOPSTREAM_DB_USER:$SHOPSTREAM_DB_PASSWORD@127.0.0.1:$port/$SHOPSTREAM_DB_USER"
 }
 
 # Installs the tansu broker (a Kafka-compatible broker in Rust) once; the binary stays in ~/.cargo/bin.

@@ -18,6 +18,9 @@ CREATE TABLE streaming.ingest_files (
     started_at     timestamptz NOT NULL,
     finished_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     error          text,
+    -- Set once the file left landing/ (processed/ or rejected/); a loaded file without it was
+    -- committed just before a stop and is moved, not loaded again, at the next start.
+    archived_at    timestamptz,
     mirrored_at    timestamptz,
     CONSTRAINT every_row_accounted_for
         CHECK (rows_total = rows_loaded + rows_rejected + rows_duplicate)

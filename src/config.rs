@@ -14,6 +14,10 @@ pub const DEFAULT_TOPIC: &str = "shopstream.events";
 pub const DEFAULT_KAFKA_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_SETTLE_MS: u64 = 1000;
 pub const DEFAULT_RESCAN_SECS: u64 = 10;
+pub const DEFAULT_REJECTED_TOPIC: &str = "shopstream.rejected";
+pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.5;
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 30;
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 /// Event time of the first session when a seed is given and `--start` is not: runs repeat exactly.
 pub const SEEDED_START: &str = "2026-11-01T00:00:00Z";
 
@@ -150,6 +154,21 @@ pub struct WatchArgs {
     /// Rescan the directory this often, to catch files whose notify events were lost.
     #[arg(long, env = "RESCAN_SECS", default_value_t = DEFAULT_RESCAN_SECS)]
     pub rescan_secs: u64,
+    /// Marker mode: read `x.csv` only once `x.csv<SUFFIX>` exists (for example `.done`).
+    #[arg(long, env = "MARKER_SUFFIX", value_name = "SUFFIX")]
+    pub marker_suffix: Option<String>,
+    /// Topic for rejected rows (the dead-letter topic), when the Kafka mirror is on.
+    #[arg(long, env = "KAFKA_REJECTED_TOPIC", default_value = DEFAULT_REJECTED_TOPIC)]
+    pub kafka_rejected_topic: String,
+    /// A file whose share of bad rows is above this is quarantined whole and nothing of it loads.
+    #[arg(long, env = "MAX_REJECT_FRACTION", default_value_t = DEFAULT_MAX_REJECT_FRACTION)]
+    pub max_reject_fraction: f64,
+    /// Larger files are rejected whole (protects the machine from a wrong file dropped in).
+    #[arg(long, env = "MAX_FILE_BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_bytes: u64,
+    /// Longer lines reject their file: no CSV export has such rows.
+    #[arg(long, env = "MAX_LINE_BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
 }
 
 /// Validated watcher settings.
@@ -163,6 +182,11 @@ pub struct WatchSettings {
     pub once: bool,
     pub settle: Duration,
     pub rescan: Duration,
+    pub marker_suffix: Option<String>,
+    pub kafka_rejected_topic: String,
+    pub max_reject_fraction: f64,
+    pub max_file_bytes: u64,
+    pub limits: crate::transform::Limits,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -175,7 +199,9 @@ impl std::fmt::Debug for WatchSettings {
             .field("once", &self.once)
             .field("settle", &self.settle)
             .field("rescan", &self.rescan)
-            .finish()
+            .field("marker_suffix", &self.marker_suffix)
+            .field("max_reject_fraction", &self.max_reject_fraction)
+            .finish_non_exhaustive()
     }
 }
 
@@ -186,6 +212,18 @@ impl WatchArgs {
                 name: "rescan-secs",
             });
         }
+        if !(0.0..=1.0).contains(&self.max_reject_fraction) {
+            return Err(ConfigError::Fraction {
+                name: "max-reject-fraction",
+                value: self.max_reject_fraction,
+            });
+        }
+        if self.max_line_bytes == 0 {
+            return Err(ConfigError::Zero {
+                name: "max-line-bytes",
+            });
+        }
+        let marker_suffix = self.marker_suffix.filter(|s| !s.is_empty());
         let brokers = self.kafka_brokers.trim();
         Ok(WatchSettings {
             database_url: self.database_url,
@@ -196,6 +234,13 @@ impl WatchArgs {
             once: self.once,
             settle: Duration::from_millis(self.settle_ms),
             rescan: Duration::from_secs(self.rescan_secs),
+            marker_suffix,
+            kafka_rejected_topic: self.kafka_rejected_topic,
+            max_reject_fraction: self.max_reject_fraction,
+            max_file_bytes: self.max_file_bytes,
+            limits: crate::transform::Limits {
+                max_line_bytes: self.max_line_bytes,
+            },
         })
     }
 }

@@ -3,7 +3,7 @@
 //! Kafka has not acknowledged yet. Owns every ledger query; knows nothing of CSV or Kafka.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{GenericClient, RowStream};
 
 /// What the ledger knows about a file before it is loaded.
 #[derive(Debug, Clone)]
@@ -29,16 +29,8 @@ pub struct Counts {
 pub struct LoadedFile {
     pub file_id: i64,
     pub file_name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoadReport {
-    Loaded {
-        file_id: i64,
-        counts: Counts,
-    },
-    /// The same content was loaded before (possibly under another name).
-    AlreadyLoaded(Option<LoadedFile>),
+    /// False while the file still waits to be moved to `processed/` (a stop came in between).
+    pub archived: bool,
 }
 
 /// The earlier load of this content, if any.
@@ -49,7 +41,7 @@ pub async fn find_loaded(
 ) -> Result<Option<LoadedFile>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT file_id, file_name FROM streaming.ingest_files \
+            "SELECT file_id, file_name, archived_at IS NOT NULL FROM streaming.ingest_files \
              WHERE sha256 = $1 AND size_bytes = $2 AND status = 'loaded'",
             &[&sha256, &size_bytes],
         )
@@ -57,6 +49,7 @@ pub async fn find_loaded(
     Ok(row.map(|r| LoadedFile {
         file_id: r.get(0),
         file_name: r.get(1),
+        archived: r.get(2),
     }))
 }
 
@@ -92,8 +85,8 @@ pub async fn finish_loading(
     tx.execute(
         "UPDATE streaming.ingest_files SET rows_total = $2, rows_loaded = $3, rows_rejected = $4, \
              rows_duplicate = $5, finished_at = clock_timestamp(), \
-             status = CASE WHEN $3 = 0 AND $5 = 0 THEN 'rejected' ELSE 'loaded' END, \
-             error = CASE WHEN $3 = 0 AND $5 = 0 THEN 'every row broke the contract' END \
+             status = CASE WHEN $3::bigint = 0 AND $5::bigint = 0 THEN 'rejected' ELSE 'loaded' END, \
+             error = CASE WHEN $3::bigint = 0 AND $5::bigint = 0 THEN 'every row broke the contract' END \
          WHERE file_id = $1",
         &[&file_id, &c.total, &c.loaded, &c.rejected, &c.duplicate],
     )
@@ -139,13 +132,14 @@ pub async fn unmirrored(client: &impl GenericClient) -> Result<Vec<i64>, tokio_p
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The events a file loaded, as (key = user_id, JSON payload with the contract's fields).
+/// The events a file loaded, streamed as rows of (key = user_id, JSON payload with the
+/// contract's fields), so that a file of millions of events is never held in memory.
 pub async fn outbox_events(
     client: &impl GenericClient,
     file_id: i64,
-) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
-    let rows: Vec<Row> = client
-        .query(
+) -> Result<RowStream, tokio_postgres::Error> {
+    client
+        .query_raw(
             "SELECT user_id, json_build_object(
                  'event_id', event_id,
                  'event_time', to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
@@ -154,10 +148,23 @@ pub async fn outbox_events(
                  'product_price', product_price, 'quantity', quantity,
                  'total_amount', total_amount, 'device', device, 'country', country)::text
              FROM streaming.events WHERE file_id = $1",
+            [file_id],
+        )
+        .await
+}
+
+/// Records that the file left the landing directory; a loaded file without it is moved at restart.
+pub async fn mark_archived(
+    client: &impl GenericClient,
+    file_id: i64,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE streaming.ingest_files SET archived_at = clock_timestamp() WHERE file_id = $1",
             &[&file_id],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(())
 }
 
 pub async fn mark_mirrored(
@@ -171,4 +178,54 @@ pub async fn mark_mirrored(
         )
         .await?;
     Ok(())
+}
+
+/// The rejected rows of a file for the dead-letter topic: (key = file name, JSON payload).
+pub async fn outbox_rejects(
+    client: &impl GenericClient,
+    file_id: i64,
+) -> Result<RowStream, tokio_postgres::Error> {
+    client
+        .query_raw(
+            "SELECT f.file_name, json_build_object(
+                 'file', f.file_name, 'file_id', r.file_id, 'line', r.line,
+                 'column', r.column_name, 'reason', r.reason, 'raw_line', r.raw_line)::text
+             FROM streaming.rejected_rows r JOIN streaming.ingest_files f USING (file_id)
+             WHERE r.file_id = $1 ORDER BY r.line",
+            [file_id],
+        )
+        .await
+}
+
+/// Claims a landing file for this database session, so that of several watchers sharing one
+/// landing directory exactly one reads it. The claim is a session advisory lock: it is
+/// released by [`release_claim`], and by Postgres itself when the holder's connection dies, so
+/// a crashed watcher never leaves a file stuck.
+pub async fn try_claim(
+    client: &impl GenericClient,
+    file_name: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&claim_key(file_name)])
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn release_claim(
+    client: &impl GenericClient,
+    file_name: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .query_one("SELECT pg_advisory_unlock($1)", &[&claim_key(file_name)])
+        .await?;
+    Ok(())
+}
+
+/// A 64-bit lock key from the file name (names, not contents: the claim exists before hashing).
+fn claim_key(file_name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("shopstream-claim:{file_name}").as_bytes());
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(key)
 }

@@ -11,10 +11,10 @@ use polars::prelude::*;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Transaction};
 use tracing::{debug, warn};
 
-use crate::ledger::{self, FileRecord, LoadReport};
+use crate::ledger::{self, FileRecord};
 use crate::transform::{Batch, RejectedRow, LINE, QUANTITY, TIME};
 
 mod embedded {
@@ -25,10 +25,10 @@ mod embedded {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The database is unreachable or the transaction was aborted by it; retry later.
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] tokio_postgres::Error),
     /// The database refused the data itself; retrying the same file cannot help.
-    #[error("database refused the file: {0}")]
+    #[error("database refused the file: {}", describe(.0))]
     Refused(#[source] tokio_postgres::Error),
     #[error("the file's rows could not be read back from the frame: {0}")]
     Frame(#[from] PolarsError),
@@ -49,6 +49,20 @@ impl From<tokio_postgres::Error> for LoadError {
 impl LoadError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, LoadError::Unavailable(_))
+    }
+}
+
+/// The server's own words when it sent any ("db error" alone says nothing), else the client's.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+            format!("{}: {}{detail}", db.code().code(), db.message())
+        }
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -82,6 +96,10 @@ pub async fn connect(url: &str) -> Result<Client, LoadError> {
             debug!(error = %e, "Postgres connection ended.");
         }
     });
+    // Notices such as "relation already exists, skipping" are not worth a log line each.
+    client
+        .batch_execute("SET client_min_messages = warning")
+        .await?;
     Ok(client)
 }
 
@@ -183,97 +201,147 @@ const COPY_REJECTED: &str =
     "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
     FROM STDIN (FORMAT binary)";
 
-/// Loads one transformed file in one transaction and records it in the ledger.
-///
-/// Returns `LoadReport::AlreadyLoaded` when a concurrent or earlier transaction loaded the same
-/// content first (the ledger's unique content index decides).
-pub async fn load(
-    client: &mut Client,
-    file: &FileRecord,
-    batch: &Batch,
-) -> Result<LoadReport, LoadError> {
-    client.batch_execute(CREATE_STAGING).await?;
-    let tx = client.transaction().await?;
-    let file_id = match ledger::insert_loading(&tx, file).await {
-        Ok(id) => id,
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            drop(tx);
-            let original = ledger::find_loaded(client, &file.sha256, file.size_bytes).await?;
-            return Ok(LoadReport::AlreadyLoaded(original));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    copy_good_rows(&tx, &batch.good).await?;
-    let loaded: i64 = tx
-        .query_one(UPSERT, &[&file_id, &file.file_name])
-        .await?
-        .get(0);
-    copy_rejected_rows(&tx, file_id, &batch.rejects).await?;
-    let counts = ledger::Counts {
-        total: batch.rows_total as i64,
-        loaded,
-        rejected: batch.rejects.len() as i64,
-        duplicate: batch.good.height() as i64 - loaded,
-    };
-    ledger::finish_loading(&tx, file_id, &counts).await?;
-    tx.commit().await?;
-    Ok(LoadReport::Loaded { file_id, counts })
+/// How starting a file's load ended.
+pub enum Begun<'a> {
+    Started(FileLoad<'a>),
+    /// Another transaction holds or committed the same content (the ledger's unique content
+    /// index decided); nothing was written.
+    SameContent,
 }
 
-async fn copy_good_rows(
-    tx: &tokio_postgres::Transaction<'_>,
-    good: &DataFrame,
-) -> Result<u64, LoadError> {
+/// One file's load in progress: ONE transaction holding its ledger row, its staged good rows
+/// and its rejected rows. Nothing is visible to others until [`FileLoad::commit`]; dropping it
+/// (or [`FileLoad::rollback`]) leaves no trace.
+pub struct FileLoad<'a> {
+    tx: Transaction<'a>,
+    file_id: i64,
+    file_name: String,
+    counts: ledger::Counts,
+    staged: i64,
+}
+
+impl<'a> FileLoad<'a> {
+    /// Opens the transaction and inserts the file's ledger row.
+    ///
+    /// # Errors
+    /// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
+    pub async fn begin(client: &'a mut Client, file: &FileRecord) -> Result<Begun<'a>, LoadError> {
+        client.batch_execute(CREATE_STAGING).await?;
+        let tx = client.transaction().await?;
+        match ledger::insert_loading(&tx, file).await {
+            Ok(file_id) => Ok(Begun::Started(FileLoad {
+                tx,
+                file_id,
+                file_name: file.file_name.clone(),
+                counts: ledger::Counts::default(),
+                staged: 0,
+            })),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn file_id(&self) -> i64 {
+        self.file_id
+    }
+
+    /// Rows seen so far: total and rejected (loaded and duplicate are known at commit).
+    pub fn counts(&self) -> ledger::Counts {
+        self.counts
+    }
+
+    /// Stages one chunk's good rows (binary COPY) and stores its rejected rows.
+    pub async fn add(&mut self, batch: &Batch) -> Result<(), LoadError> {
+        if batch.good.height() > 0 {
+            copy_good_rows(&self.tx, &batch.good).await?;
+        }
+        copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
+        self.counts.total += batch.rows_total as i64;
+        self.counts.rejected += batch.rejects.len() as i64;
+        self.staged += batch.good.height() as i64;
+        Ok(())
+    }
+
+    /// Moves the staged rows into events, purchases and hourly stats (new event ids only),
+    /// finishes the ledger row and commits. Returns the file's id and final counts.
+    pub async fn commit(mut self) -> Result<(i64, ledger::Counts), LoadError> {
+        let loaded: i64 = self
+            .tx
+            .query_one(UPSERT, &[&self.file_id, &self.file_name])
+            .await?
+            .get(0);
+        self.counts.loaded = loaded;
+        self.counts.duplicate = self.staged - loaded;
+        ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
+        self.tx.commit().await?;
+        Ok((self.file_id, self.counts))
+    }
+
+    /// Abandons the load; nothing of it stays.
+    pub async fn rollback(self) -> Result<(), LoadError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// Text columns of the staging table, in COPY order after line, event_id and event_time.
+const TEXT_COLUMNS: [&str; 6] = [
+    "user_id",
+    "session_id",
+    "event_type",
+    "product_id",
+    "product_category",
+    "product_price",
+];
+const TRAILING_TEXT_COLUMNS: [&str; 3] = ["total_amount", "device", "country"];
+
+async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, LoadError> {
     let sink = tx.copy_in(COPY_STAGING).await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &STAGING_TYPES));
     let text =
         |name: &str| -> PolarsResult<StringChunked> { Ok(good.column(name)?.str()?.clone()) };
-    let lines = good.column(LINE)?.cast(&DataType::Int64)?;
-    let mut lines = lines.i64()?.into_iter();
+    let lines = good.column(LINE)?.cast(&DataType::Int64)?.i64()?.clone();
     let times = good.column(TIME)?.datetime()?.phys.clone();
-    let mut times = times.into_iter();
     let quantities = good.column(QUANTITY)?.i64()?.clone();
-    let mut quantities = quantities.into_iter();
-    let columns = [
-        "event_id",
-        "user_id",
-        "session_id",
-        "event_type",
-        "product_id",
-        "product_category",
-        "product_price",
-        "total_amount",
-        "device",
-        "country",
-    ]
-    .map(text);
-    let mut iters = Vec::with_capacity(columns.len());
-    for c in &columns {
-        iters.push(
+    let ids = text("event_id")?;
+    let lead = TEXT_COLUMNS.map(text);
+    let trail = TRAILING_TEXT_COLUMNS.map(text);
+    let mut lead_iters = Vec::with_capacity(lead.len());
+    for c in &lead {
+        lead_iters.push(
             c.as_ref()
-                .map_err(|e| LoadError::Frame(e.to_string().into()))?
-                .into_iter(),
+                .map_err(|e| LoadError::Frame(e.wrap_msg(|m| m.to_string())))?
+                .iter(),
         );
     }
-    for _ in 0..good.height() {
-        let mut v: [Option<&str>; 10] = [None; 10];
-        for (slot, it) in v.iter_mut().zip(iters.iter_mut()) {
+    let mut trail_iters = Vec::with_capacity(trail.len());
+    for c in &trail {
+        trail_iters.push(
+            c.as_ref()
+                .map_err(|e| LoadError::Frame(e.wrap_msg(|m| m.to_string())))?
+                .iter(),
+        );
+    }
+    let rows = lines
+        .iter()
+        .zip(ids.iter())
+        .zip(times.iter())
+        .zip(quantities.iter());
+    for (((line, id), time), quantity) in rows {
+        let mut v: [Option<&str>; 9] = [None; 9];
+        for (slot, it) in v
+            .iter_mut()
+            .zip(lead_iters.iter_mut().chain(trail_iters.iter_mut()))
+        {
             *slot = it.next().flatten();
         }
-        let line = lines.next().flatten();
-        let time: Option<DateTime<Utc>> = times
-            .next()
-            .flatten()
-            .and_then(DateTime::from_timestamp_micros);
-        let quantity = quantities
-            .next()
-            .flatten()
-            .and_then(|q| i32::try_from(q).ok());
-        // Validation guarantees the pattern; a parse failure here is a bug, so fail loudly.
-        let event_id = v[0].and_then(|s| uuid::Uuid::parse_str(s).ok());
+        let time: Option<DateTime<Utc>> = time.and_then(DateTime::from_timestamp_micros);
+        // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
+        let quantity = quantity.and_then(|q| i32::try_from(q).ok());
+        let event_id = id.and_then(|s| uuid::Uuid::parse_str(s).ok());
         let row: [&(dyn ToSql + Sync); 13] = [
-            &line, &event_id, &time, &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &quantity, &v[7],
-            &v[8], &v[9],
+            &line, &event_id, &time, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &quantity, &v[6],
+            &v[7], &v[8],
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -281,7 +349,7 @@ async fn copy_good_rows(
 }
 
 async fn copy_rejected_rows(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     file_id: i64,
     rejects: &[RejectedRow],
 ) -> Result<(), LoadError> {

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
@@ -17,19 +16,6 @@ const EVENT_AS_CSV: &str = "SELECT event_id::text, \
     to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), user_id, session_id, \
     event_type, product_id, coalesce(product_category, ''), product_price::text, quantity::text, \
     coalesce(total_amount::text, ''), coalesce(device, ''), coalesce(country, '') FROM streaming.events";
-
-fn csv_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "csv")
-        })
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generated_events() {
@@ -79,7 +65,7 @@ async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generat
         .await
         .unwrap()
         .iter()
-        .map(|r| ((0..12).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>()))
+        .map(|r| (0..12).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>())
         .map(|f| (f[0].clone(), f))
         .collect();
     assert_eq!(stored.len(), expected.len());
@@ -145,25 +131,6 @@ async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
     generate(landing.path(), 2, 1_000, 21, &[]);
     watch_once(landing.path(), &db, None);
     let pg = db.client().await;
-    let snapshot = |pg: &tokio_postgres::Client| {
-        let pg = pg;
-        async move {
-            (
-                count(pg, "SELECT count(*) FROM streaming.events").await,
-                count(pg, "SELECT count(*) FROM streaming.purchases").await,
-                count(
-                    pg,
-                    "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly",
-                )
-                .await,
-                count(
-                    pg,
-                    "SELECT count(*) FROM streaming.ingest_files WHERE status = 'loaded'",
-                )
-                .await,
-            )
-        }
-    };
     let before = snapshot(&pg).await;
     assert_eq!(before.0, 2_000);
 
@@ -295,4 +262,22 @@ async fn bad_rows_are_rejected_with_reasons_and_good_rows_still_load() {
     let text = std::fs::read_to_string(&error_files[0]).unwrap();
     assert!(text.starts_with(&(shopstream::schema::header_line() + ",line,reason")));
     db.cleanup().await;
+}
+
+/// Row counts that a re-drop must leave unchanged.
+async fn snapshot(pg: &tokio_postgres::Client) -> (i64, i64, i64, i64) {
+    (
+        count(pg, "SELECT count(*) FROM streaming.events").await,
+        count(pg, "SELECT count(*) FROM streaming.purchases").await,
+        count(
+            pg,
+            "SELECT sum(event_count)::bigint FROM streaming.event_stats_hourly",
+        )
+        .await,
+        count(
+            pg,
+            "SELECT count(*) FROM streaming.ingest_files WHERE status = 'loaded'",
+        )
+        .await,
+    )
 }

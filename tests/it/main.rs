@@ -3,9 +3,15 @@
 
 mod support;
 
+/// kill -9 at random moments while files stream in → tables equal a clean run.
+mod crash;
 /// generate → ingest → exact contents of every table and the topic; re-drops and duplicates.
 mod e2e;
 /// shopstream-gen: determinism, the contract's shape, the fault knobs.
 mod gen;
+/// Postgres and Kafka stopped and started under a running watcher.
+mod outage;
+/// Three watchers on one directory; memory over 10,000 files.
+mod scale;
 /// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
 mod service;

@@ -25,15 +25,6 @@ fn start_watcher(
     cmd.spawn().expect("start shopstream-watch")
 }
 
-fn terminate(child: Child) -> std::process::Output {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_cleanly() {
     let db = TestDb::new().await;

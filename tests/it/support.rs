@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -174,8 +174,18 @@ pub fn read_topic(
     expected: usize,
     timeout: Duration,
 ) -> (HashMap<String, (String, serde_json::Value)>, usize) {
+    read_topic_from(&kafka_brokers(), topic, expected, timeout)
+}
+
+/// As `read_topic`, from the broker at `brokers`.
+pub fn read_topic_from(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> (HashMap<String, (String, serde_json::Value)>, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("it"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -218,4 +228,28 @@ where
 
 pub fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> HashSet<&'a str> {
     values.collect()
+}
+
+/// CSV files directly in `dir`.
+pub fn csv_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "csv")
+        })
+        .count()
+}
+
+/// Sends SIGTERM and waits for the process to exit.
+pub fn terminate(child: Child) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
 }

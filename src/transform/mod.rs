@@ -1,0 +1,566 @@
+//! Transform: the bytes of one complete file → a stream of `Batch`es of typed good rows and
+//! explained rejects, read in bounded chunks so memory does not grow with the file. Records are
+//! split quote-aware ([`records`]), parsed by Polars under an explicit all-text schema (no
+//! inference), and checked against the contract of DESIGN.md ([`rules`]).
+//! Pure apart from reading the one file it is given: no database, no Kafka, no file moves.
+
+pub mod records;
+mod rules;
+
+use std::io::{Cursor, Read};
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use crate::schema::{self, COLUMNS};
+use records::{Record, RecordSplitter};
+pub use rules::{QUANTITY, TIME};
+
+/// Name of the 1-based source line number column of every good-rows frame.
+pub const LINE: &str = "__line";
+
+/// How much of a file is read, parsed and loaded at a time. Bounds memory whatever the file size.
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// Whole-file limits; a file that breaks one is rejected as a whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest record accepted, in bytes.
+    pub max_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Problems with a file as a whole; the file is rejected and nothing of it is loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file has a header but no rows")]
+    HeaderOnly,
+    #[error("the file is not UTF-8 text: invalid byte at line {line}, byte offset {offset}")]
+    NotUtf8 { line: u64, offset: u64 },
+    #[error("the file holds binary data (a NUL byte at line {line}), not CSV text")]
+    Binary { line: u64 },
+    #[error("line {line} is longer than the limit of {limit} bytes; is this really a CSV file?")]
+    LineTooLong { line: u64, limit: usize },
+    #[error(
+        "the header lacks column(s) {missing:?}; the native layout expects: {expected}",
+        expected = schema::header_line()
+    )]
+    MissingColumns { missing: Vec<String> },
+    #[error("the header names column {0:?} twice")]
+    DuplicateColumn(String),
+    #[error("cannot read the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the CSV cannot be parsed near line {line}: {message}")]
+    Parse { line: u64, message: String },
+}
+
+/// One row that broke the contract, with where and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    /// 1-based line in the file (the header is line 1).
+    pub line: u64,
+    pub column: Option<String>,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// The outcome of transforming one chunk of a file.
+#[derive(Debug)]
+pub struct Batch {
+    /// Data rows in this chunk (blank lines are not rows).
+    pub rows_total: u64,
+    /// Good rows: the contract's columns (trimmed text, empty → null) plus typed `TIME` and
+    /// `QUANTITY` and the `LINE` number.
+    pub good: DataFrame,
+    pub rejects: Vec<RejectedRow>,
+}
+
+/// The header of a file: its column names (trimmed, unquoted) and delimiter.
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// As written, without BOM or line ending; the first line of `rejected/<file>.rejected.csv`.
+    pub raw: String,
+    pub names: Vec<String>,
+    pub delimiter: u8,
+}
+
+/// Reads one file chunk by chunk. Construct with [`FileReader::open`], then call
+/// [`FileReader::next_batch`] until it returns `None`.
+pub struct FileReader<R> {
+    source: R,
+    limits: Limits,
+    header: Header,
+    splitter: RecordSplitter,
+    /// Bytes read but not yet split into records (an unfinished record).
+    pending: Vec<u8>,
+    /// File offset of `pending[0]`, for error messages.
+    offset: u64,
+    at_eof: bool,
+    rows_seen: u64,
+}
+
+impl<R: Read> FileReader<R> {
+    /// Reads up to and including the header and checks it against the contract.
+    ///
+    /// # Errors
+    /// `Empty`, `MissingColumns`, `DuplicateColumn`, `NotUtf8`, `Binary`, `LineTooLong` or `Io`.
+    pub fn open(mut source: R, limits: Limits) -> Result<FileReader<R>, FileError> {
+        let mut pending = Vec::new();
+        let mut at_eof = false;
+        let mut found = Vec::new();
+        loop {
+            at_eof = at_eof || fill(&mut source, &mut pending, 64 << 10)?;
+            found.clear();
+            // The header is the first record that is not blank.
+            RecordSplitter::new(b',', 1).split(&pending, at_eof, &mut found);
+            if let Some(first) = found.first().copied() {
+                let header = parse_header(&pending, first)?;
+                let rest = skip_line_ending(&pending, first.end);
+                let lines_used = pending[..rest].iter().filter(|&&b| b == b'\n').count() as u64;
+                pending.drain(..rest);
+                return Ok(FileReader {
+                    source,
+                    limits,
+                    splitter: RecordSplitter::new(header.delimiter, 1 + lines_used),
+                    header,
+                    pending,
+                    offset: rest as u64,
+                    at_eof,
+                    rows_seen: 0,
+                });
+            }
+            if at_eof {
+                return Err(FileError::Empty);
+            }
+            if pending.len() > limits.max_line_bytes {
+                return Err(FileError::LineTooLong {
+                    line: 1,
+                    limit: limits.max_line_bytes,
+                });
+            }
+        }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The next chunk of rows, or `None` after the last one.
+    ///
+    /// # Errors
+    /// A `FileError` when the file turns out to be unusable as a whole (`HeaderOnly` when it has
+    /// no rows at all); batches returned before stay valid, but the file should not be loaded.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>, FileError> {
+        let mut records = Vec::new();
+        let used = loop {
+            if !self.at_eof && self.pending.len() < CHUNK_BYTES {
+                self.at_eof = fill(&mut self.source, &mut self.pending, CHUNK_BYTES)?;
+            }
+            records.clear();
+            let used = self
+                .splitter
+                .split(&self.pending, self.at_eof, &mut records);
+            if !records.is_empty() || self.at_eof {
+                break used;
+            }
+            if self.pending.len() > self.limits.max_line_bytes {
+                return Err(FileError::LineTooLong {
+                    line: self.splitter.next_line(),
+                    limit: self.limits.max_line_bytes,
+                });
+            }
+            // One record longer than a chunk: read on until it ends.
+            self.at_eof = fill(&mut self.source, &mut self.pending, CHUNK_BYTES)?;
+        };
+        if records.is_empty() {
+            return if self.rows_seen == 0 {
+                Err(FileError::HeaderOnly)
+            } else {
+                Ok(None)
+            };
+        }
+        let chunk = &self.pending[..used];
+        check_text(chunk, &records, self.offset)?;
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.end - r.start > self.limits.max_line_bytes)
+        {
+            return Err(FileError::LineTooLong {
+                line: r.line,
+                limit: self.limits.max_line_bytes,
+            });
+        }
+        let batch = transform_chunk(&self.header, chunk, &records)?;
+        self.rows_seen += batch.rows_total;
+        self.pending.drain(..used);
+        self.offset += used as u64;
+        Ok(Some(batch))
+    }
+}
+
+/// Reads until `buf` grew by `want` bytes or the source ended; returns true at end of file.
+fn fill(source: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let target = buf.len() + want;
+    let mut block = [0u8; 64 << 10];
+    while buf.len() < target {
+        match source.read(&mut block) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+fn skip_line_ending(bytes: &[u8], mut at: usize) -> usize {
+    if bytes.get(at) == Some(&b'\r') {
+        at += 1;
+    }
+    if bytes.get(at) == Some(&b'\n') {
+        at += 1;
+    }
+    at
+}
+
+/// Text checks of a chunk: UTF-8 throughout and no NUL bytes (binary files).
+fn check_text(chunk: &[u8], records: &[Record], offset: u64) -> Result<(), FileError> {
+    // Every invalid byte is in a record (blank lines hold only spaces and delimiters).
+    let first = records.first().map_or(0, |r| r.start);
+    let line_at = |pos: usize| {
+        let before = &chunk[first..pos.max(first)];
+        records.first().map_or(1, |r| r.line)
+            + before.iter().filter(|&&b| b == b'\n').count() as u64
+    };
+    if let Some(pos) = chunk.iter().position(|&b| b == 0) {
+        return Err(FileError::Binary { line: line_at(pos) });
+    }
+    if let Err(e) = std::str::from_utf8(chunk) {
+        let pos = e.valid_up_to();
+        return Err(FileError::NotUtf8 {
+            line: line_at(pos),
+            offset: offset + pos as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the header record: names trimmed and unquoted, the BOM dropped, the delimiter guessed
+/// (`;` when it splits the header into more columns than `,` does).
+fn parse_header(bytes: &[u8], first: Record) -> Result<Header, FileError> {
+    let raw_bytes = &bytes[first.start..first.end];
+    let raw_bytes = raw_bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw_bytes);
+    if raw_bytes.contains(&0) {
+        return Err(FileError::Binary { line: first.line });
+    }
+    let raw = std::str::from_utf8(raw_bytes)
+        .map_err(|e| FileError::NotUtf8 {
+            line: first.line,
+            offset: (first.start + e.valid_up_to()) as u64,
+        })?
+        .to_string();
+    let delimiter = if raw.matches(';').count() > raw.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let names: Vec<String> = records::fields(&raw, delimiter as char)
+        .into_iter()
+        .map(|n| n.to_lowercase())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(FileError::DuplicateColumn(name.clone()));
+        }
+    }
+    let missing: Vec<String> = COLUMNS
+        .iter()
+        .filter(|c| !names.iter().any(|n| n == *c))
+        .map(|c| c.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(FileError::MissingColumns { missing });
+    }
+    Ok(Header {
+        raw,
+        names,
+        delimiter,
+    })
+}
+
+/// Parses and checks one chunk of whole records.
+fn transform_chunk(header: &Header, chunk: &[u8], records: &[Record]) -> Result<Batch, FileError> {
+    let width = header.names.len();
+    let mut rejects = Vec::new();
+    let mut clean = Vec::with_capacity(chunk.len());
+    let mut lines: Vec<u64> = Vec::with_capacity(records.len());
+    let mut kept: Vec<Record> = Vec::with_capacity(records.len());
+    for r in records {
+        if r.fields == width && !r.open_quote {
+            clean.extend_from_slice(&chunk[r.start..r.end]);
+            clean.push(b'\n');
+            lines.push(r.line);
+            kept.push(*r);
+        } else {
+            rejects.push(RejectedRow {
+                line: r.line,
+                column: None,
+                reason: shape_reason(r, width),
+                raw: text_of(chunk, r),
+            });
+        }
+    }
+    let first_line = records.first().map_or(0, |r| r.line);
+    let parse_err = |e: PolarsError| FileError::Parse {
+        line: first_line,
+        message: e.to_string(),
+    };
+    let frame = if kept.is_empty() {
+        empty_frame(header)
+    } else {
+        read_records(header, clean).map_err(parse_err)?
+    };
+    if frame.height() != kept.len() {
+        return Err(FileError::Parse {
+            line: first_line,
+            message: format!(
+                "Polars read {} rows where {} records were split",
+                frame.height(),
+                kept.len()
+            ),
+        });
+    }
+    let mut frame = frame;
+    frame
+        .with_column(Column::new(LINE.into(), lines))
+        .map_err(parse_err)?;
+    let checked = rules::check(frame.lazy()).collect().map_err(parse_err)?;
+    let is_bad = checked
+        .column(rules::REASON)
+        .map_err(parse_err)?
+        .is_not_null();
+    let bad = checked.filter(&is_bad).map_err(parse_err)?;
+    let good = checked.filter(&!is_bad).map_err(parse_err)?;
+    explain(chunk, &kept, &bad, &mut rejects).map_err(parse_err)?;
+    rejects.sort_by_key(|r| r.line);
+    Ok(Batch {
+        rows_total: records.len() as u64,
+        good,
+        rejects,
+    })
+}
+
+fn shape_reason(r: &Record, width: usize) -> String {
+    if r.open_quote {
+        "the row ends inside a quoted field (a cut-off last line?)".to_string()
+    } else {
+        format!("has {} fields where the header has {width}", r.fields)
+    }
+}
+
+fn text_of(chunk: &[u8], r: &Record) -> String {
+    String::from_utf8_lossy(&chunk[r.start..r.end]).into_owned()
+}
+
+fn text_schema(header: &Header) -> Schema {
+    Schema::from_iter(
+        header
+            .names
+            .iter()
+            .map(|name| Field::new(name.as_str().into(), DataType::String)),
+    )
+}
+
+/// Parses records with every column as text, so that no value is lost or guessed before the rules.
+fn read_records(header: &Header, clean: Vec<u8>) -> PolarsResult<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(false)
+        .with_schema(Some(Arc::new(text_schema(header))))
+        .map_parse_options(|o| {
+            o.with_separator(header.delimiter)
+                .with_missing_is_null(true)
+        })
+        .into_reader_with_file_handle(Cursor::new(clean))
+        .finish()
+}
+
+fn empty_frame(header: &Header) -> DataFrame {
+    DataFrame::empty_with_schema(&text_schema(header))
+}
+
+/// Adds the rule-breaking rows of `bad` to `rejects`, with the offending value in the reason.
+fn explain(
+    chunk: &[u8],
+    kept: &[Record],
+    bad: &DataFrame,
+    rejects: &mut Vec<RejectedRow>,
+) -> PolarsResult<()> {
+    if bad.height() == 0 {
+        return Ok(());
+    }
+    let lines = bad.column(LINE)?.u64()?;
+    let reasons = bad.column(rules::REASON)?.str()?;
+    let columns = bad.column(rules::COLUMN)?.str()?;
+    for i in 0..bad.height() {
+        let line = lines.get(i).unwrap_or_default();
+        let column = columns.get(i).map(str::to_string);
+        let mut reason = reasons.get(i).unwrap_or("invalid").to_string();
+        if let Some(name) = &column {
+            if let Some(value) = bad.column(name)?.str()?.get(i) {
+                reason = format!("{reason} (got {value:?})");
+            }
+        }
+        // `kept` is in line order, so the record is found by binary search on its line.
+        let raw = kept
+            .binary_search_by_key(&line, |r| r.line)
+            .map(|at| text_of(chunk, &kept[at]))
+            .unwrap_or_default();
+        rejects.push(RejectedRow {
+            line,
+            column,
+            reason,
+            raw,
+        });
+    }
+    Ok(())
+}
+
+/// Transforms a whole file held in memory; for tests and small inputs.
+///
+/// # Errors
+/// As [`FileReader::open`] and [`FileReader::next_batch`].
+pub fn transform_all(bytes: &[u8]) -> Result<(Header, Vec<Batch>), FileError> {
+    let mut reader = FileReader::open(bytes, Limits::default())?;
+    let mut batches = Vec::new();
+    while let Some(batch) = reader.next_batch()? {
+        batches.push(batch);
+    }
+    Ok((reader.header().clone(), batches))
+}
+
+/// The rejected rows as CSV lines: the raw line, then `line` and `reason`.
+pub fn rejects_csv_lines(rejects: &[RejectedRow], delimiter: u8) -> String {
+    let d = delimiter as char;
+    let mut out = String::new();
+    for r in rejects {
+        let reason = match &r.column {
+            Some(column) => format!("{column}: {}", r.reason),
+            None => r.reason.clone(),
+        };
+        out.push_str(&format!(
+            "{}{d}{}{d}\"{}\"\n",
+            r.raw,
+            r.line,
+            reason.replace('"', "\"\"")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "4f9c1e2a-8a4b-4c4e-9d2f-0a1b2c3d4e5f,2026-11-01T10:30:00.123456Z,u1,s1,view,p1,books,9.99,1,,mobile,DE";
+
+    fn file(rows: &[&str]) -> String {
+        let mut text = schema::header_line();
+        for row in rows {
+            text.push('\n');
+            text.push_str(row);
+        }
+        text.push('\n');
+        text
+    }
+
+    fn one_batch(text: &str) -> Batch {
+        let (_, mut batches) = transform_all(text.as_bytes()).unwrap();
+        assert_eq!(batches.len(), 1);
+        batches.remove(0)
+    }
+
+    #[test]
+    fn good_row_passes_with_typed_columns() {
+        let batch = one_batch(&file(&[GOOD]));
+        assert_eq!(batch.rows_total, 1);
+        assert_eq!(batch.good.height(), 1);
+        assert!(batch.rejects.is_empty());
+        let micros = batch
+            .good
+            .column(TIME)
+            .unwrap()
+            .datetime()
+            .unwrap()
+            .phys
+            .get(0);
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-11-01T10:30:00.123456Z").unwrap();
+        assert_eq!(micros, Some(expected.timestamp_micros()));
+    }
+
+    #[test]
+    fn each_broken_rule_names_line_column_and_value() {
+        let bad_time = GOOD.replace("2026-11-01T10:30:00.123456Z", "yesterday");
+        let purchase_no_total = GOOD.replace(",view,", ",purchase,");
+        let bad_qty = GOOD.replace(",9.99,1,", ",9.99,0,");
+        let batch = one_batch(&file(&[GOOD, &bad_time, &purchase_no_total, &bad_qty]));
+        assert_eq!(batch.rows_total, 4);
+        assert_eq!(batch.good.height(), 1);
+        let got: Vec<(u64, Option<&str>)> = batch
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.column.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, Some("event_time")),
+                (4, Some("total_amount")),
+                (5, Some("quantity"))
+            ]
+        );
+        assert!(batch.rejects[0].reason.contains("\"yesterday\""));
+        assert_eq!(batch.rejects[2].raw, bad_qty);
+    }
+
+    #[test]
+    fn whole_file_problems_are_errors() {
+        assert!(matches!(transform_all(b""), Err(FileError::Empty)));
+        assert!(matches!(
+            transform_all(file(&[]).as_bytes()),
+            Err(FileError::HeaderOnly)
+        ));
+        assert!(matches!(
+            transform_all(b"a,b\n1,2\n"),
+            Err(FileError::MissingColumns { .. })
+        ));
+        assert!(matches!(
+            transform_all(b"\xff\xfe"),
+            Err(FileError::NotUtf8 { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_larger_than_a_chunk_arrives_in_several_batches_with_every_row() {
+        let rows: Vec<String> = (0..100_000)
+            .map(|i| GOOD.replace("0a1b2c3d4e5f", &format!("{i:012}")))
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let (_, batches) = transform_all(file(&refs).as_bytes()).unwrap();
+        assert!(batches.len() > 1, "{} batches", batches.len());
+        let total: u64 = batches.iter().map(|b| b.rows_total).sum();
+        let good: usize = batches.iter().map(|b| b.good.height()).sum();
+        assert_eq!((total, good), (100_000, 100_000));
+        let last = batches.last().unwrap();
+        let lines = last.good.column(LINE).unwrap().u64().unwrap();
+        assert_eq!(lines.get(last.good.height() - 1), Some(100_001));
+    }
+}

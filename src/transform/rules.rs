@@ -1,0 +1,167 @@
+//! The contract's row rules as Polars expressions: trim and null-ify text, type the columns the
+//! loader needs, and name the first broken rule of each row. Pure expressions, no I/O.
+
+use polars::prelude::*;
+
+use crate::schema::{COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PURCHASE};
+
+/// Names of the columns the rules add to a frame.
+pub const REASON: &str = "__reason";
+pub const COLUMN: &str = "__column";
+/// Typed copies of text columns, used by the rules and by the loader.
+pub const TIME: &str = "__event_time";
+pub const QUANTITY: &str = "__quantity";
+
+const UUID_PATTERN: &str =
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+/// Decimals as written by shops and spreadsheets; no exponent, no NaN or infinity, which
+/// `numeric` would either refuse or store as nonsense.
+const PRICE_PATTERN: &str = r"^\+?[0-9]+(\.[0-9]+)?$";
+const AMOUNT_PATTERN: &str = r"^[-+]?[0-9]+(\.[0-9]+)?$";
+const INTEGER_PATTERN: &str = r"^\+?[0-9]{1,9}$";
+const COUNTRY_PATTERN: &str = r"^[A-Z]{2}$";
+
+/// Adds the rule columns to a frame of the contract's text columns.
+pub fn check(frame: LazyFrame) -> LazyFrame {
+    frame
+        .with_columns(COLUMNS.map(|c| clean(col(c)).alias(c)))
+        .with_columns(typed_columns())
+        .with_columns(verdict())
+}
+
+/// Trims surrounding whitespace and treats an empty field as missing.
+fn clean(column: Expr) -> Expr {
+    let trimmed = column.str().strip_chars(lit(NULL));
+    when(trimmed.clone().eq(lit("")))
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(trimmed)
+}
+
+fn typed_columns() -> Vec<Expr> {
+    let time_options = StrptimeOptions {
+        format: Some(EVENT_TIME_FORMAT.into()),
+        strict: false,
+        exact: true,
+        cache: false,
+    };
+    vec![
+        col("event_time")
+            .str()
+            .to_datetime(
+                Some(TimeUnit::Microseconds),
+                None,
+                time_options,
+                lit("raise"),
+            )
+            .alias(TIME),
+        col("quantity").cast(DataType::Int64).alias(QUANTITY),
+    ]
+}
+
+/// A contract rule: `broken` is true for rows that violate it.
+struct Rule {
+    column: &'static str,
+    broken: Expr,
+    reason: &'static str,
+}
+
+fn rule(column: &'static str, broken: Expr, reason: &'static str) -> Rule {
+    Rule {
+        column,
+        broken,
+        reason,
+    }
+}
+
+fn any_of(column: &str, values: &[&str]) -> Expr {
+    values
+        .iter()
+        .map(|v| col(column).eq(lit(*v)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
+}
+
+fn mismatches(column: &str, pattern: &str) -> Expr {
+    col(column).str().contains(lit(pattern), true).not()
+}
+
+/// The contract's row rules, in the order a row is checked; the first broken rule is reported.
+fn rules() -> Vec<Rule> {
+    let missing = |c: &str| col(c).is_null();
+    let present = |c: &str| col(c).is_not_null();
+    let is_purchase = col("event_type").eq(lit(PURCHASE));
+    vec![
+        rule("event_id", missing("event_id"), "required"),
+        rule(
+            "event_id",
+            mismatches("event_id", UUID_PATTERN),
+            "not a UUID",
+        ),
+        rule("event_time", missing("event_time"), "required"),
+        rule(
+            "event_time",
+            col(TIME).is_null(),
+            "not an RFC 3339 UTC timestamp like 2026-11-01T10:30:00.123456Z",
+        ),
+        rule("user_id", missing("user_id"), "required"),
+        rule("session_id", missing("session_id"), "required"),
+        rule("event_type", missing("event_type"), "required"),
+        rule(
+            "event_type",
+            any_of("event_type", &EVENT_TYPES).not(),
+            "unknown event type (expected view, add_to_cart, remove_from_cart or purchase)",
+        ),
+        rule("product_id", missing("product_id"), "required"),
+        rule("product_price", missing("product_price"), "required"),
+        rule(
+            "product_price",
+            mismatches("product_price", PRICE_PATTERN),
+            "not a decimal number ≥ 0 like 19.99",
+        ),
+        rule("quantity", missing("quantity"), "required"),
+        rule(
+            "quantity",
+            mismatches("quantity", INTEGER_PATTERN),
+            "not a whole number between 1 and 999999999",
+        ),
+        rule("quantity", col(QUANTITY).lt(lit(1)), "must be at least 1"),
+        rule(
+            "total_amount",
+            is_purchase.clone().and(missing("total_amount")),
+            "required for a purchase",
+        ),
+        rule(
+            "total_amount",
+            present("total_amount").and(mismatches("total_amount", AMOUNT_PATTERN)),
+            "not a decimal number like 39.98",
+        ),
+        rule(
+            "total_amount",
+            is_purchase.not().and(present("total_amount")),
+            "must be empty unless event_type is purchase",
+        ),
+        rule(
+            "device",
+            present("device").and(any_of("device", &DEVICES).not()),
+            "unknown device (expected mobile, desktop or tablet, or empty)",
+        ),
+        rule(
+            "country",
+            present("country").and(mismatches("country", COUNTRY_PATTERN)),
+            "not an ISO 3166 alpha-2 code like DE",
+        ),
+    ]
+}
+
+/// Two columns naming the first broken rule of each row (null for good rows).
+fn verdict() -> [Expr; 2] {
+    let none = || lit(NULL).cast(DataType::String);
+    let (mut reason, mut column) = (none(), none());
+    for r in rules().into_iter().rev() {
+        // `fill_null(false)`: a comparison with a missing value breaks no rule of its own.
+        let broken = r.broken.fill_null(lit(false));
+        reason = when(broken.clone()).then(lit(r.reason)).otherwise(reason);
+        column = when(broken).then(lit(r.column)).otherwise(column);
+    }
+    [reason.alias(REASON), column.alias(COLUMN)]
+}

@@ -1,0 +1,361 @@
+//! One file, start to end: claim it, identify it by content, stream it through the transform
+//! into ONE Postgres transaction, then move it on and relay its events. Every path ends in an
+//! `Outcome`; a file is moved out of `landing/` only after its fate is committed to the ledger.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+use tracing::{error, info, instrument, warn};
+
+use super::{Outcome, Watcher};
+use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
+use crate::ledger::{self, Counts, FileRecord, LoadedFile};
+use crate::sink::postgres::{Begun, FileLoad, LoadError};
+use crate::transform::{self, Batch, FileError, FileReader, Header, Limits};
+
+/// What the reader thread sends: the header first, then the row chunks.
+enum Read {
+    Header(Header),
+    Rows(Batch),
+}
+
+/// How streaming a file into its transaction ended.
+enum Streamed {
+    Committed {
+        file_id: i64,
+        counts: Counts,
+    },
+    /// The file is unusable as a whole; nothing was written.
+    FileError(FileError),
+    /// Too large a share of bad rows; nothing was written.
+    TooManyRejects(Counts),
+    /// The same bytes are loaded (or being loaded) under another name.
+    SameContent,
+    /// The file changed while it was read: someone is still writing it.
+    Changed,
+}
+
+/// Chunks read ahead of the loader: parsing the next chunk overlaps the COPY of this one.
+const READ_AHEAD: usize = 2;
+
+impl Watcher {
+    /// Claims, reads, transforms, loads and archives one complete file.
+    #[instrument(skip_all, fields(file = %path.file_name().unwrap_or_default().to_string_lossy()))]
+    pub(super) async fn process(&mut self, path: &Path, admission: Admission) -> Outcome {
+        if let Err(e) = self.ensure_connected().await {
+            return Outcome::Retry(e.to_string());
+        }
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match ledger::try_claim(&self.client, &name).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Busy,
+            Err(e) => return Outcome::Retry(e.to_string()),
+        }
+        let outcome = self.process_claimed(path, name.clone(), admission).await;
+        if !self.client.is_closed() {
+            if let Err(e) = ledger::release_claim(&self.client, &name).await {
+                warn!(error = %e, "Cannot release the file's claim; it ends with this connection.");
+            }
+        }
+        outcome
+    }
+
+    async fn process_claimed(
+        &mut self,
+        path: &Path,
+        name: String,
+        admission: Admission,
+    ) -> Outcome {
+        let started_at = Utc::now();
+        let max_bytes = self.settings.max_file_bytes;
+        let owned = path.to_path_buf();
+        let identity =
+            match tokio::task::spawn_blocking(move || landing::identify(&owned, max_bytes)).await {
+                Ok(Ok(identity)) => identity,
+                // Gone since it was seen: another watcher finished it, or a user took it back.
+                Ok(Err(IdentityError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Outcome::Done
+                }
+                Ok(Err(e)) => {
+                    let file = FileRecord {
+                        file_name: name,
+                        size_bytes: 0,
+                        sha256: String::new(),
+                        admitted_by: admission.as_str(),
+                        started_at,
+                    };
+                    return self.reject_file(path, &file, &e.to_string()).await;
+                }
+                Err(e) => return Outcome::Retry(format!("the hashing task failed: {e}")),
+            };
+        let file = FileRecord {
+            file_name: name,
+            size_bytes: identity.size as i64,
+            sha256: identity.sha256.clone(),
+            admitted_by: admission.as_str(),
+            started_at,
+        };
+        match ledger::find_loaded(&self.client, &file.sha256, file.size_bytes).await {
+            Ok(Some(earlier)) => return self.already_loaded(path, &file, Some(earlier)).await,
+            Ok(None) => {}
+            Err(e) => return Outcome::Retry(e.to_string()),
+        }
+        self.load(path, &file, &identity).await
+    }
+
+    async fn load(&mut self, path: &Path, file: &FileRecord, identity: &Identity) -> Outcome {
+        let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+        let source = path.to_path_buf();
+        let limits = self.settings.limits;
+        let reader = tokio::task::spawn_blocking(move || read_file(source, limits, tx));
+        let header = match rx.recv().await {
+            Some(Ok(Read::Header(header))) => header,
+            Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
+            Some(Ok(Read::Rows(_))) | None => {
+                return Outcome::Retry(format!(
+                    "the reader stopped early: {:?}",
+                    reader.await.err()
+                ))
+            }
+        };
+        let mut rejects = self
+            .landing
+            .rejects_file(&file.file_name, &header.raw, header.delimiter);
+        let streamed = stream_into_postgres(
+            &mut self.client,
+            file,
+            &mut rx,
+            &mut rejects,
+            header.delimiter,
+            self.settings.max_reject_fraction,
+            || landing::unchanged_since(path, identity),
+        )
+        .await;
+        drop(rx);
+        let streamed = match streamed {
+            Ok(streamed) => streamed,
+            Err(e) if e.is_retryable() => return Outcome::Retry(e.to_string()),
+            Err(e) => return self.reject_file(path, file, &e.to_string()).await,
+        };
+        match streamed {
+            Streamed::Committed { file_id, counts } => {
+                if let Err(e) = rejects.finish() {
+                    warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
+                }
+                self.loaded(path, file, file_id, counts).await
+            }
+            Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
+            Streamed::TooManyRejects(c) => {
+                let kept = rejects.finish().ok().flatten();
+                let reason = format!(
+                    "{} of {} rows ({:.1}%) broke the contract, more than --max-reject-fraction {}; \
+                     nothing of the file was loaded. The bad rows and their reasons are in {}.",
+                    c.rejected,
+                    c.total,
+                    100.0 * c.rejected as f64 / c.total.max(1) as f64,
+                    self.settings.max_reject_fraction,
+                    kept.map_or("the watcher's log".to_string(), |p| display_name(&p)),
+                );
+                self.reject_file(path, file, &reason).await
+            }
+            Streamed::SameContent => {
+                let earlier = ledger::find_loaded(&self.client, &file.sha256, file.size_bytes)
+                    .await
+                    .ok()
+                    .flatten();
+                self.already_loaded(path, file, earlier).await
+            }
+            Streamed::Changed => Outcome::Retry(
+                "the file changed while it was read; it is read again once it settles".into(),
+            ),
+        }
+    }
+
+    async fn loaded(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        file_id: i64,
+        counts: Counts,
+    ) -> Outcome {
+        self.stats.rows_total += counts.total as u64;
+        self.stats.rows_loaded += counts.loaded as u64;
+        self.stats.rows_rejected += counts.rejected as u64;
+        self.stats.rows_duplicate += counts.duplicate as u64;
+        let archived = if counts.loaded == 0 && counts.duplicate == 0 {
+            self.stats.files_rejected += 1;
+            let reason = format!(
+                "All {} rows broke the contract; see {}.rejected.csv or streaming.rejected_rows (file_id {file_id}).",
+                counts.total, file.file_name
+            );
+            self.landing.archive_rejected(path, &reason)
+        } else {
+            self.stats.files_loaded += 1;
+            self.landing.archive_processed(path)
+        };
+        self.note_archived(file_id, archived).await;
+        info!(
+            file_id,
+            rows = counts.total,
+            loaded = counts.loaded,
+            rejected = counts.rejected,
+            duplicate = counts.duplicate,
+            "File loaded."
+        );
+        self.mirror_file(file_id).await;
+        Outcome::Done
+    }
+
+    async fn note_archived(&mut self, file_id: i64, archived: std::io::Result<PathBuf>) {
+        match archived {
+            Ok(_) => {
+                if let Err(e) = ledger::mark_archived(&self.client, file_id).await {
+                    warn!(file_id, error = %e, "Archived, but cannot record it in the ledger.");
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "Loaded, but cannot move the file out of the landing directory; it will be recognised by content and not loaded again.")
+            }
+        }
+    }
+
+    async fn already_loaded(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        earlier: Option<LoadedFile>,
+    ) -> Outcome {
+        if let Some(e) = earlier
+            .as_ref()
+            .filter(|e| !e.archived && e.file_name == file.file_name)
+        {
+            // Our own earlier run committed it but stopped before moving it.
+            info!(
+                file_id = e.file_id,
+                "File was loaded before the last stop; archiving it."
+            );
+            let archived = self.landing.archive_processed(path);
+            self.note_archived(e.file_id, archived).await;
+            return Outcome::Done;
+        }
+        // Same bytes under another name, or dropped again: audit it, load nothing.
+        let note = match &earlier {
+            Some(e) => format!("same content as {} (file_id {})", e.file_name, e.file_id),
+            None => "same content as a file loaded concurrently".to_string(),
+        };
+        let file_id =
+            match ledger::record_unloaded(&self.client, file, "duplicate_file", &note).await {
+                Ok(id) => id,
+                Err(e) => return Outcome::Retry(e.to_string()),
+            };
+        self.stats.files_duplicate += 1;
+        info!(%note, "Duplicate file skipped.");
+        let archived = self.landing.archive_processed(path);
+        self.note_archived(file_id, archived).await;
+        Outcome::Done
+    }
+
+    async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {
+        let file_id = match ledger::record_unloaded(&self.client, file, "rejected", reason).await {
+            Ok(id) => id,
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        self.stats.files_rejected += 1;
+        warn!(%reason, "File rejected.");
+        let message = format!(
+            "{}: {reason}\n\nNothing of this file was loaded (ledger file_id {file_id}). Fix it and drop it \
+             into the landing directory again.",
+            file.file_name
+        );
+        let archived = self.landing.archive_rejected(path, &message);
+        self.note_archived(file_id, archived).await;
+        Outcome::Done
+    }
+}
+
+/// Streams the reader's chunks into one transaction and commits it, unless the file proves
+/// unusable, has too many bad rows, changed underneath, or its content is already loaded.
+#[allow(clippy::too_many_arguments)]
+async fn stream_into_postgres(
+    client: &mut Client,
+    file: &FileRecord,
+    rx: &mut mpsc::Receiver<Result<Read, FileError>>,
+    rejects: &mut RejectsFile,
+    delimiter: u8,
+    max_reject_fraction: f64,
+    unchanged: impl Fn() -> bool,
+) -> Result<Streamed, LoadError> {
+    let mut load = match FileLoad::begin(client, file).await? {
+        Begun::Started(load) => load,
+        Begun::SameContent => return Ok(Streamed::SameContent),
+    };
+    while let Some(read) = rx.recv().await {
+        let batch = match read {
+            Ok(Read::Rows(batch)) => batch,
+            Ok(Read::Header(_)) => continue,
+            Err(e) => {
+                load.rollback().await?;
+                return Ok(Streamed::FileError(e));
+            }
+        };
+        load.add(&batch).await?;
+        let lines = transform::rejects_csv_lines(&batch.rejects, delimiter);
+        if let Err(e) = rejects.append(&lines) {
+            warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
+        }
+    }
+    if !unchanged() {
+        load.rollback().await?;
+        return Ok(Streamed::Changed);
+    }
+    let c = load.counts();
+    if c.rejected > 0 && c.rejected as f64 > max_reject_fraction * c.total as f64 {
+        load.rollback().await?;
+        return Ok(Streamed::TooManyRejects(c));
+    }
+    let (file_id, counts) = load.commit().await?;
+    Ok(Streamed::Committed { file_id, counts })
+}
+
+/// The reader thread: header, then chunks, then it ends; stops early when the loader hangs up.
+fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileError>>) {
+    let reader = std::fs::File::open(&path)
+        .map_err(FileError::from)
+        .and_then(|f| FileReader::open(f, limits));
+    let mut reader = match reader {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
+    if tx
+        .blocking_send(Ok(Read::Header(reader.header().clone())))
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let next = match reader.next_batch() {
+            Ok(Some(batch)) => Ok(Read::Rows(batch)),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let failed = next.is_err();
+        if tx.blocking_send(next).is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| format!("rejected/{}", n.to_string_lossy()))
+        .unwrap_or_default()
+}
