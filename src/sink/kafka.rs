@@ -35,6 +35,8 @@ pub struct KafkaMirror {
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
     topics_ready: bool,
+    /// How long the broker may take to answer, for deliveries and topic creation alike.
+    timeout: Duration,
 }
 
 /// Partitions of a topic the mirror creates; events are keyed by user_id, so each user's
@@ -62,6 +64,7 @@ impl KafkaMirror {
             producer,
             admin,
             topics_ready: false,
+            timeout,
         })
     }
 
@@ -79,7 +82,9 @@ impl KafkaMirror {
             .iter()
             .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let options = AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout));
         let results = self
             .admin
             .create_topics(&new, &options)

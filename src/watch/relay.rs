@@ -38,19 +38,22 @@ impl Watcher {
         let result = relayed.await;
         if let Err(e) = &result {
             warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
-            self.replace_broken_producer();
+            self.replace_producer();
         }
         result.is_ok()
     }
 
-    fn replace_broken_producer(&mut self) {
-        let Some(fatal) = self.mirror.as_ref().and_then(KafkaMirror::fatal_error) else {
-            return;
-        };
+    /// Starts over with a new producer after a failed relay. An idempotent producer keeps
+    /// sequence state per partition; after a broker outage (or a broker that came back without
+    /// its log) the old one may stall or fail for good, and its queued messages are redone from
+    /// the outbox anyway. The new producer also checks the topics again.
+    fn replace_producer(&mut self) {
         let Some(brokers) = &self.settings.kafka_brokers else {
             return;
         };
-        warn!(%fatal, "The Kafka producer failed for good; starting a new one.");
+        if let Some(fatal) = self.mirror.as_ref().and_then(KafkaMirror::fatal_error) {
+            warn!(%fatal, "The Kafka producer failed for good.");
+        }
         match KafkaMirror::new(brokers, self.settings.kafka_timeout) {
             Ok(mirror) => self.mirror = Some(mirror),
             Err(e) => warn!(error = %e, "Cannot start a new Kafka producer; will try again."),

@@ -97,6 +97,7 @@ async fn kill_9_at_random_moments_leaves_every_table_as_a_clean_run_would() {
     // The last start finishes the work: every file moved on, every file mirrored.
     let watcher = spawn_watcher(landing.path(), &db, &topic);
     let pg = db.client().await;
+    wait_for_schema(&pg).await;
     let settled = wait_for(Duration::from_secs(180), || async {
         csv_count(landing.path()) == 0
             && count(

@@ -60,7 +60,11 @@ async fn postgres_stopped_and_started_while_files_arrive_loses_nothing() {
                 match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
                     Ok((client, conn)) => {
                         tokio::spawn(conn);
-                        count(&client, "SELECT count(*) FROM streaming.ingest_files").await >= n
+                        let sql = "SELECT count(*) FROM streaming.ingest_files";
+                        client
+                            .query_one(sql, &[])
+                            .await
+                            .is_ok_and(|row| row.get::<_, i64>(0) >= n)
                     }
                     Err(_) => false,
                 }
@@ -82,8 +86,8 @@ async fn postgres_stopped_and_started_while_files_arrive_loses_nothing() {
         3,
         "the new files wait in landing/"
     );
-    pg_ctlcluster("start");
     let restarted = Instant::now();
+    pg_ctlcluster("start");
     let caught_up = wait_for(Duration::from_secs(90), loaded(6)).await;
     let catch_up = restarted.elapsed();
     let out = terminate(watcher);
@@ -189,6 +193,7 @@ async fn kafka_down_postgres_goes_on_and_the_backlog_drains_when_it_returns() {
     let topic = unique("outage");
     let watcher = spawn_watcher(landing.path(), &db.url, Some((&broker.address(), &topic)));
     let pg = db.client().await;
+    wait_for_schema(&pg).await;
     generate(landing.path(), 1, 500, 71, &[]);
     let mirrored = wait_for(Duration::from_secs(60), || async {
         count(

@@ -107,6 +107,7 @@ async fn memory_does_not_grow_with_the_number_of_files_processed() {
 
     let watcher = spawn_watcher(landing.path(), &db);
     let pg = db.client().await;
+    wait_for_schema(&pg).await;
     let mut samples = Vec::new();
     for (batch, files) in names.chunks(1_000).enumerate() {
         for file in files {

@@ -32,15 +32,7 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
     let topic = unique("live");
     let watcher = start_watcher(landing.path(), &db, Some((&kafka_brokers(), &topic)), 700);
     let pg = db.client().await;
-    assert!(
-        wait_for(Duration::from_secs(30), || async {
-            pg.query("SELECT 1 FROM streaming.ingest_files LIMIT 0", &[])
-                .await
-                .is_ok()
-        })
-        .await,
-        "migrations applied"
-    );
+    wait_for_schema(&pg).await;
 
     // Renamed into place by the generator: picked up by notify.
     generate(landing.path(), 3, 1_000, 51, &[]);

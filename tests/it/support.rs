@@ -76,6 +76,18 @@ pub async fn count(client: &Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect(sql).get(0)
 }
 
+/// Waits until a starting watcher has applied the migrations.
+pub async fn wait_for_schema(client: &Client) {
+    let ready = wait_for(Duration::from_secs(60), || async {
+        client
+            .query("SELECT 1 FROM streaming.ingest_files LIMIT 0", &[])
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(ready, "the watcher applied its migrations");
+}
+
 /// Rows in `event_stats_hourly` that differ from the recompute over `events`, both ways.
 pub async fn stats_mismatches(client: &Client) -> i64 {
     count(
