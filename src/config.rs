@@ -245,8 +245,14 @@ impl WatchArgs {
     }
 }
 
-/// The URL with any password replaced by `***`, for logs and errors.
+/// The connection string with any password replaced by `***`, for logs and errors: the
+/// password of a URL's user info, and any `password=` setting (a URL query parameter or the
+/// key=value form `host=db password=secret`).
 pub fn redact_url(url: &str) -> String {
+    redact_password_settings(&redact_user_info(url))
+}
+
+fn redact_user_info(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -255,6 +261,30 @@ pub fn redact_url(url: &str) -> String {
     };
     let user = userinfo.split(':').next().unwrap_or_default();
     format!("{scheme}://{user}:***@{host}")
+}
+
+/// Replaces the value after every `password=` (case-insensitive): a quoted value up to its
+/// closing quote, else up to the next `&` or whitespace.
+fn redact_password_settings(text: &str) -> String {
+    const KEY: &str = "password=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.to_ascii_lowercase().find(KEY) {
+        let value_start = at + KEY.len();
+        out.push_str(&rest[..value_start]);
+        out.push_str("***");
+        let value = &rest[value_start..];
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            quoted.find('\'').map_or(value.len(), |e| e + 2)
+        } else {
+            value
+                .find(|c: char| c == '&' || c.is_whitespace())
+                .unwrap_or(value.len())
+        };
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -268,6 +298,18 @@ mod tests {
             "postgres://bob:***@db:5432/x"
         );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redact_url("host=db user=bob password=s3cr port=1"),
+            "host=db user=bob password=*** port=1"
+        );
+        assert_eq!(
+            redact_url("host=db PASSWORD='a b' dbname=x"),
+            "host=db PASSWORD=*** dbname=x"
+        );
+        assert_eq!(
+            redact_url("postgres://bob@db/x?sslmode=disable&password=s3cr&x=1"),
+            "postgres://bob:***@db/x?sslmode=disable&password=***&x=1"
+        );
     }
 
     #[test]

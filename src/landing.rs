@@ -137,8 +137,9 @@ pub fn is_candidate_name(name: &str) -> bool {
 
 /// When a file not known to be renamed in may be read: `None` if now, or how long to wait.
 /// A file counts as complete once nothing has written to it for `settle`.
+/// A symlink is judged by the link itself (never followed), so a dangling one is still rejected.
 pub fn settle_wait(path: &Path, settle: Duration) -> io::Result<Option<Duration>> {
-    let modified = fs::metadata(path)?.modified()?;
+    let modified = fs::symlink_metadata(path)?.modified()?;
     let quiet_for = SystemTime::now()
         .duration_since(modified)
         .unwrap_or_default();

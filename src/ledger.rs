@@ -13,6 +13,8 @@ pub struct FileRecord {
     pub sha256: String,
     pub admitted_by: &'static str,
     pub started_at: DateTime<Utc>,
+    /// What the ledger should note about the file, such as the extra columns it carried.
+    pub notes: Option<String>,
 }
 
 /// Per-file row accounting: total = loaded + rejected + duplicate (a CHECK in the table).
@@ -62,14 +64,15 @@ pub async fn insert_loading(
     let row = tx
         .query_one(
             "INSERT INTO streaming.ingest_files \
-                 (file_name, size_bytes, sha256, status, admitted_by, started_at) \
-             VALUES ($1, $2, $3, 'loaded', $4, $5) RETURNING file_id",
+                 (file_name, size_bytes, sha256, status, admitted_by, started_at, notes) \
+             VALUES ($1, $2, $3, 'loaded', $4, $5, $6) RETURNING file_id",
             &[
                 &file.file_name,
                 &file.size_bytes,
                 &file.sha256,
                 &file.admitted_by,
                 &file.started_at,
+                &file.notes,
             ],
         )
         .await?;
@@ -104,8 +107,8 @@ pub async fn record_unloaded(
     let row = client
         .query_one(
             "INSERT INTO streaming.ingest_files \
-                 (file_name, size_bytes, sha256, status, admitted_by, started_at, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING file_id",
+                 (file_name, size_bytes, sha256, status, admitted_by, started_at, error, notes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING file_id",
             &[
                 &file.file_name,
                 &file.size_bytes,
@@ -114,6 +117,7 @@ pub async fn record_unloaded(
                 &file.admitted_by,
                 &file.started_at,
                 &error,
+                &file.notes,
             ],
         )
         .await?;

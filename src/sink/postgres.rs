@@ -15,7 +15,7 @@ use tokio_postgres::{Client, NoTls, Transaction};
 use tracing::{debug, warn};
 
 use crate::ledger::{self, FileRecord};
-use crate::transform::{Batch, RejectedRow, LINE, QUANTITY, TIME};
+use crate::transform::{Batch, RejectedRow, EXTRA, LINE, QUANTITY, TIME};
 
 mod embedded {
     refinery::embed_migrations!("sql");
@@ -141,14 +141,15 @@ const CREATE_STAGING: &str = "
 CREATE TEMP TABLE IF NOT EXISTS staging_events (
     line bigint, event_id uuid, event_time timestamptz, user_id text, session_id text,
     event_type text, product_id text, product_category text, product_price text,
-    quantity integer, total_amount text, device text, country text
+    quantity integer, total_amount text, device text, country text,
+    extra text
 ) ON COMMIT DELETE ROWS";
 
 const COPY_STAGING: &str = "COPY staging_events (line, event_id, event_time, user_id, session_id, \
-    event_type, product_id, product_category, product_price, quantity, total_amount, device, country) \
-    FROM STDIN (FORMAT binary)";
+    event_type, product_id, product_category, product_price, quantity, total_amount, device, country, \
+    extra) FROM STDIN (FORMAT binary)";
 
-const STAGING_TYPES: [Type; 13] = [
+const STAGING_TYPES: [Type; 14] = [
     Type::INT8,
     Type::UUID,
     Type::TIMESTAMPTZ,
@@ -162,6 +163,7 @@ const STAGING_TYPES: [Type; 13] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
+    Type::TEXT, // extra: JSON object text, cast to jsonb by UPSERT
 ];
 
 /// New events only (ON CONFLICT DO NOTHING), and purchases and hourly stats from exactly those:
@@ -170,9 +172,11 @@ const STAGING_TYPES: [Type; 13] = [
 const UPSERT: &str = "
 WITH fresh AS (
     INSERT INTO streaming.events (event_id, event_time, user_id, session_id, event_type, product_id,
-        product_category, product_price, quantity, total_amount, device, country, file_id, source_file)
+        product_category, product_price, quantity, total_amount, device, country, file_id, source_file,
+        extra)
     SELECT DISTINCT ON (event_id) event_id, event_time, user_id, session_id, event_type, product_id,
-        product_category, product_price::numeric, quantity, total_amount::numeric, device, country, $1, $2
+        product_category, product_price::numeric, quantity, total_amount::numeric, device, country, $1, $2,
+        extra::jsonb
     FROM staging_events
     ORDER BY event_id, line
     ON CONFLICT (event_id) DO NOTHING
@@ -304,6 +308,7 @@ async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, L
     let times = good.column(TIME)?.datetime()?.phys.clone();
     let quantities = good.column(QUANTITY)?.i64()?.clone();
     let ids = text("event_id")?;
+    let extras = text(EXTRA)?;
     let lead = TEXT_COLUMNS.map(text);
     let trail = TRAILING_TEXT_COLUMNS.map(text);
     let mut lead_iters = Vec::with_capacity(lead.len());
@@ -326,8 +331,9 @@ async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, L
         .iter()
         .zip(ids.iter())
         .zip(times.iter())
-        .zip(quantities.iter());
-    for (((line, id), time), quantity) in rows {
+        .zip(quantities.iter())
+        .zip(extras.iter());
+    for ((((line, id), time), quantity), extra) in rows {
         let mut v: [Option<&str>; 9] = [None; 9];
         for (slot, it) in v
             .iter_mut()
@@ -339,9 +345,9 @@ async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, L
         // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
         let event_id = id.and_then(|s| uuid::Uuid::parse_str(s).ok());
-        let row: [&(dyn ToSql + Sync); 13] = [
+        let row: [&(dyn ToSql + Sync); 14] = [
             &line, &event_id, &time, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &quantity, &v[6],
-            &v[7], &v[8],
+            &v[7], &v[8], &extra,
         ];
         writer.as_mut().write(&row).await?;
     }

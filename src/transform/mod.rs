@@ -4,6 +4,9 @@
 //! inference), and checked against the contract of DESIGN.md ([`rules`]).
 //! Pure apart from reading the one file it is given: no database, no Kafka, no file moves.
 
+mod extra;
+#[cfg(test)]
+mod fuzz;
 pub mod records;
 mod rules;
 
@@ -13,8 +16,9 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::schema::{self, COLUMNS};
+pub use extra::{ExtraColumn, EXTRA};
 use records::{Record, RecordSplitter};
-pub use rules::{QUANTITY, TIME};
+pub use rules::{all_reasons, QUANTITY, TIME};
 
 /// Name of the 1-based source line number column of every good-rows frame.
 pub const LINE: &str = "__line";
@@ -40,18 +44,26 @@ impl Default for Limits {
 /// Problems with a file as a whole; the file is rejected and nothing of it is loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("the file is empty")]
+    #[error("the file is empty (no header, no rows)")]
     Empty,
     #[error("the file has a header but no rows")]
     HeaderOnly,
-    #[error("the file is not UTF-8 text: invalid byte at line {line}, byte offset {offset}")]
+    #[error(
+        "the file is not UTF-8 text: invalid byte at line {line}, byte offset {offset}; \
+         save it as UTF-8 (in Excel: \"CSV UTF-8\")"
+    )]
     NotUtf8 { line: u64, offset: u64 },
     #[error("the file holds binary data (a NUL byte at line {line}), not CSV text")]
     Binary { line: u64 },
-    #[error("line {line} is longer than the limit of {limit} bytes; is this really a CSV file?")]
+    #[error(
+        "line {line} is longer than the limit of {limit} bytes (--max-line-bytes); \
+         is this really a CSV file?"
+    )]
     LineTooLong { line: u64, limit: usize },
     #[error(
-        "the header lacks column(s) {missing:?}; the native layout expects: {expected}",
+        "the header matches no known layout: it lacks column(s) {missing}; expected a header \
+         naming these columns, in any order: {expected}",
+        missing = .missing.join(", "),
         expected = schema::header_line()
     )]
     MissingColumns { missing: Vec<String> },
@@ -89,8 +101,14 @@ pub struct Batch {
 pub struct Header {
     /// As written, without BOM or line ending; the first line of `rejected/<file>.rejected.csv`.
     pub raw: String,
+    /// Trimmed, unquoted and lowercased, in file order.
     pub names: Vec<String>,
     pub delimiter: u8,
+    /// The columns the contract does not name, kept per row in `EXTRA`.
+    pub extra: Vec<ExtraColumn>,
+    /// Name in the frame of each column, in file order: the contract's name, or the extra
+    /// column's internal name.
+    columns: Vec<String>,
 }
 
 /// Reads one file chunk by chunk. Construct with [`FileReader::open`], then call
@@ -106,6 +124,8 @@ pub struct FileReader<R> {
     offset: u64,
     at_eof: bool,
     rows_seen: u64,
+    /// Bytes read ahead per chunk; `CHUNK_BYTES` unless a test shrinks it.
+    chunk_bytes: usize,
 }
 
 impl<R: Read> FileReader<R> {
@@ -117,8 +137,14 @@ impl<R: Read> FileReader<R> {
         let mut pending = Vec::new();
         let mut at_eof = false;
         let mut found = Vec::new();
+        let mut bom = 0;
         loop {
             at_eof = at_eof || fill(&mut source, &mut pending, 64 << 10)?;
+            if bom == 0 && pending.starts_with(b"\xEF\xBB\xBF") {
+                // A UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the header.
+                pending.drain(..3);
+                bom = 3;
+            }
             found.clear();
             // The header is the first record that is not blank.
             RecordSplitter::new(b',', 1).split(&pending, at_eof, &mut found);
@@ -133,9 +159,10 @@ impl<R: Read> FileReader<R> {
                     splitter: RecordSplitter::new(header.delimiter, 1 + lines_used),
                     header,
                     pending,
-                    offset: rest as u64,
+                    offset: (bom + rest) as u64,
                     at_eof,
                     rows_seen: 0,
+                    chunk_bytes: CHUNK_BYTES,
                 });
             }
             if at_eof {
@@ -154,6 +181,13 @@ impl<R: Read> FileReader<R> {
         &self.header
     }
 
+    /// Reads ahead `bytes` at a time instead of `CHUNK_BYTES`: tests use tiny chunks to put
+    /// chunk boundaries everywhere.
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes.max(1);
+        self
+    }
+
     /// The next chunk of rows, or `None` after the last one.
     ///
     /// # Errors
@@ -162,8 +196,8 @@ impl<R: Read> FileReader<R> {
     pub fn next_batch(&mut self) -> Result<Option<Batch>, FileError> {
         let mut records = Vec::new();
         let used = loop {
-            if !self.at_eof && self.pending.len() < CHUNK_BYTES {
-                self.at_eof = fill(&mut self.source, &mut self.pending, CHUNK_BYTES)?;
+            if !self.at_eof && self.pending.len() < self.chunk_bytes {
+                self.at_eof = fill(&mut self.source, &mut self.pending, self.chunk_bytes)?;
             }
             records.clear();
             let used = self
@@ -179,7 +213,7 @@ impl<R: Read> FileReader<R> {
                 });
             }
             // One record longer than a chunk: read on until it ends.
-            self.at_eof = fill(&mut self.source, &mut self.pending, CHUNK_BYTES)?;
+            self.at_eof = fill(&mut self.source, &mut self.pending, self.chunk_bytes)?;
         };
         if records.is_empty() {
             return if self.rows_seen == 0 {
@@ -241,17 +275,21 @@ fn check_text(chunk: &[u8], records: &[Record], offset: u64) -> Result<(), FileE
         records.first().map_or(1, |r| r.line)
             + before.iter().filter(|&&b| b == b'\n').count() as u64
     };
-    if let Some(pos) = chunk.iter().position(|&b| b == 0) {
-        return Err(FileError::Binary { line: line_at(pos) });
+    // The first problem in the file is reported, whichever kind, however the file is chunked.
+    let nul = chunk.iter().position(|&b| b == 0);
+    let invalid = std::str::from_utf8(chunk).err().map(|e| e.valid_up_to());
+    match (nul, invalid) {
+        (Some(n), Some(i)) if i < n => Err(FileError::NotUtf8 {
+            line: line_at(i),
+            offset: offset + i as u64,
+        }),
+        (Some(n), _) => Err(FileError::Binary { line: line_at(n) }),
+        (None, Some(i)) => Err(FileError::NotUtf8 {
+            line: line_at(i),
+            offset: offset + i as u64,
+        }),
+        (None, None) => Ok(()),
     }
-    if let Err(e) = std::str::from_utf8(chunk) {
-        let pos = e.valid_up_to();
-        return Err(FileError::NotUtf8 {
-            line: line_at(pos),
-            offset: offset + pos as u64,
-        });
-    }
-    Ok(())
 }
 
 /// Reads the header record: names trimmed and unquoted, the BOM dropped, the delimiter guessed
@@ -273,12 +311,11 @@ fn parse_header(bytes: &[u8], first: Record) -> Result<Header, FileError> {
     } else {
         b','
     };
-    let names: Vec<String> = records::fields(&raw, delimiter as char)
-        .into_iter()
-        .map(|n| n.to_lowercase())
-        .collect();
+    let written = records::fields(&raw, delimiter as char);
+    let names: Vec<String> = written.iter().map(|n| n.to_lowercase()).collect();
     for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) {
+        // Unnamed columns (Excel's trailing `,,`) may repeat; they are told apart by position.
+        if !name.is_empty() && names[..i].contains(name) {
             return Err(FileError::DuplicateColumn(name.clone()));
         }
     }
@@ -290,10 +327,23 @@ fn parse_header(bytes: &[u8], first: Record) -> Result<Header, FileError> {
     if !missing.is_empty() {
         return Err(FileError::MissingColumns { missing });
     }
+    let mut extra = Vec::new();
+    let mut columns = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if COLUMNS.contains(&name.as_str()) {
+            columns.push(name.clone());
+        } else {
+            let x = ExtraColumn::new(i, &written[i]);
+            columns.push(x.column.clone());
+            extra.push(x);
+        }
+    }
     Ok(Header {
         raw,
         names,
         delimiter,
+        extra,
+        columns,
     })
 }
 
@@ -327,18 +377,31 @@ fn transform_chunk(header: &Header, chunk: &[u8], records: &[Record]) -> Result<
     let frame = if kept.is_empty() {
         empty_frame(header)
     } else {
-        read_records(header, clean).map_err(parse_err)?
+        match read_records(header, clean) {
+            Ok(frame) if frame.height() == kept.len() => frame,
+            // Polars saw these records differently from the splitter (a quote inside an
+            // unquoted field, say): find the records it cannot read, reject them, keep the rest.
+            _ => {
+                let mut frames = Vec::new();
+                let mut readable = Vec::with_capacity(kept.len());
+                read_apart(
+                    header,
+                    chunk,
+                    &kept,
+                    &mut frames,
+                    &mut readable,
+                    &mut rejects,
+                );
+                kept = readable;
+                lines = kept.iter().map(|r| r.line).collect();
+                let mut frame = empty_frame(header);
+                for f in &frames {
+                    frame.vstack_mut(f).map_err(parse_err)?;
+                }
+                frame
+            }
+        }
     };
-    if frame.height() != kept.len() {
-        return Err(FileError::Parse {
-            line: first_line,
-            message: format!(
-                "Polars read {} rows where {} records were split",
-                frame.height(),
-                kept.len()
-            ),
-        });
-    }
     let mut frame = frame;
     frame
         .with_column(Column::new(LINE.into(), lines))
@@ -349,7 +412,8 @@ fn transform_chunk(header: &Header, chunk: &[u8], records: &[Record]) -> Result<
         .map_err(parse_err)?
         .is_not_null();
     let bad = checked.filter(&is_bad).map_err(parse_err)?;
-    let good = checked.filter(&!is_bad).map_err(parse_err)?;
+    let mut good = checked.filter(&!is_bad).map_err(parse_err)?;
+    extra::add_extra_column(&mut good, &header.extra).map_err(parse_err)?;
     explain(chunk, &kept, &bad, &mut rejects).map_err(parse_err)?;
     rejects.sort_by_key(|r| r.line);
     Ok(Batch {
@@ -371,10 +435,52 @@ fn text_of(chunk: &[u8], r: &Record) -> String {
     String::from_utf8_lossy(&chunk[r.start..r.end]).into_owned()
 }
 
+/// Reads `records` with Polars, halving the set until each part reads as exactly its records;
+/// a single record that does not is rejected. Costs O(bad · log n) reads, only on bad input.
+fn read_apart(
+    header: &Header,
+    chunk: &[u8],
+    records: &[Record],
+    frames: &mut Vec<DataFrame>,
+    readable: &mut Vec<Record>,
+    rejects: &mut Vec<RejectedRow>,
+) {
+    let mut clean = Vec::new();
+    for r in records {
+        clean.extend_from_slice(&chunk[r.start..r.end]);
+        clean.push(b'\n');
+    }
+    let problem = match read_records(header, clean) {
+        Ok(frame) if frame.height() == records.len() => {
+            frames.push(frame);
+            readable.extend_from_slice(records);
+            return;
+        }
+        Ok(frame) => format!("reads as {} rows", frame.height()),
+        Err(e) => e.to_string(),
+    };
+    match records {
+        [] => {}
+        [r] => rejects.push(RejectedRow {
+            line: r.line,
+            column: None,
+            reason: format!(
+                "cannot be parsed as CSV ({problem}); is a quote misplaced inside a field?"
+            ),
+            raw: text_of(chunk, r),
+        }),
+        _ => {
+            let (a, b) = records.split_at(records.len() / 2);
+            read_apart(header, chunk, a, frames, readable, rejects);
+            read_apart(header, chunk, b, frames, readable, rejects);
+        }
+    }
+}
+
 fn text_schema(header: &Header) -> Schema {
     Schema::from_iter(
         header
-            .names
+            .columns
             .iter()
             .map(|name| Field::new(name.as_str().into(), DataType::String)),
     )
@@ -447,17 +553,23 @@ pub fn transform_all(bytes: &[u8]) -> Result<(Header, Vec<Batch>), FileError> {
     Ok((reader.header().clone(), batches))
 }
 
-/// The rejected rows as CSV lines: the raw line, then `line` and `reason`.
+/// The rejected rows as CSV lines: the raw line, then `line` and `reason`. A raw line cut off
+/// inside a quoted field gets its quote closed, so that it cannot swallow the lines after it.
 pub fn rejects_csv_lines(rejects: &[RejectedRow], delimiter: u8) -> String {
     let d = delimiter as char;
     let mut out = String::new();
     for r in rejects {
+        let close = if r.raw.matches('"').count() % 2 == 1 {
+            "\""
+        } else {
+            ""
+        };
         let reason = match &r.column {
             Some(column) => format!("{column}: {}", r.reason),
             None => r.reason.clone(),
         };
         out.push_str(&format!(
-            "{}{d}{}{d}\"{}\"\n",
+            "{}{close}{d}{}{d}\"{}\"\n",
             r.raw,
             r.line,
             reason.replace('"', "\"\"")
@@ -545,6 +657,74 @@ mod tests {
         assert!(matches!(
             transform_all(b"\xff\xfe"),
             Err(FileError::NotUtf8 { .. })
+        ));
+    }
+
+    #[test]
+    fn extra_columns_are_kept_as_json_and_unnamed_empty_ones_add_nothing() {
+        let text = format!(
+            "{},Campaign,,__line\n{GOOD}, spring ,,7\n{GOOD},,,\n",
+            schema::header_line()
+        );
+        let (header, batches) = transform_all(text.as_bytes()).unwrap();
+        let keys: Vec<&str> = header.extra.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["Campaign", "column_14", "__line"]);
+        let good = &batches[0].good;
+        let extra: Vec<Option<&str>> = good.column(EXTRA).unwrap().str().unwrap().iter().collect();
+        assert_eq!(extra, [Some(r#"{"Campaign":"spring","__line":"7"}"#), None]);
+        // A header column named like an internal one does not disturb the line numbers.
+        let lines: Vec<Option<u64>> = good.column(LINE).unwrap().u64().unwrap().iter().collect();
+        assert_eq!(lines, [Some(2), Some(3)]);
+    }
+
+    #[test]
+    fn a_bom_is_not_part_of_the_header_and_a_bom_alone_is_an_empty_file() {
+        let text = format!("\u{feff}{}", file(&[GOOD]));
+        assert_eq!(one_batch(&text).good.height(), 1);
+        assert!(matches!(
+            transform_all(b"\xEF\xBB\xBF"),
+            Err(FileError::Empty)
+        ));
+    }
+
+    #[test]
+    fn a_record_polars_reads_differently_is_rejected_alone() {
+        let odd = GOOD.replace(",books,", ",ab\"c,d\"e,");
+        let batch = one_batch(&file(&[GOOD, &odd, GOOD]));
+        assert_eq!(batch.rows_total, 3);
+        assert_eq!(batch.good.height(), 2);
+        assert_eq!(batch.rejects.len(), 1);
+        assert_eq!(batch.rejects[0].line, 3);
+        assert!(
+            batch.rejects[0]
+                .reason
+                .starts_with("cannot be parsed as CSV"),
+            "{}",
+            batch.rejects[0].reason
+        );
+    }
+
+    #[test]
+    fn a_cut_off_quoted_raw_line_is_closed_in_the_rejects_file() {
+        let cut = RejectedRow {
+            line: 4,
+            column: None,
+            reason: "the row ends inside a quoted field".into(),
+            raw: "a,\"Books, and".into(),
+        };
+        assert_eq!(
+            rejects_csv_lines(&[cut], b','),
+            "a,\"Books, and\",4,\"the row ends inside a quoted field\"\n"
+        );
+    }
+
+    #[test]
+    fn the_first_problem_of_a_file_is_reported_however_it_is_chunked() {
+        let text = format!("{}\n{GOOD}\n\u{fc}\n\0\n", schema::header_line());
+        let latin1: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+        assert!(matches!(
+            transform_all(&latin1),
+            Err(FileError::NotUtf8 { line: 3, .. })
         ));
     }
 

@@ -153,6 +153,11 @@ fn rules() -> Vec<Rule> {
     ]
 }
 
+/// Every (column, reason) a row can be rejected for by the rules, in checking order.
+pub fn all_reasons() -> Vec<(&'static str, &'static str)> {
+    rules().into_iter().map(|r| (r.column, r.reason)).collect()
+}
+
 /// Two columns naming the first broken rule of each row (null for good rows).
 fn verdict() -> [Expr; 2] {
     let none = || lit(NULL).cast(DataType::String);

@@ -89,6 +89,7 @@ impl Watcher {
                         sha256: String::new(),
                         admitted_by: admission.as_str(),
                         started_at,
+                        notes: None,
                     };
                     return self.reject_file(path, &file, &e.to_string()).await;
                 }
@@ -100,6 +101,7 @@ impl Watcher {
             sha256: identity.sha256.clone(),
             admitted_by: admission.as_str(),
             started_at,
+            notes: None,
         };
         match ledger::find_loaded(&self.client, &file.sha256, file.size_bytes).await {
             Ok(Some(earlier)) => return self.already_loaded(path, &file, Some(earlier)).await,
@@ -127,6 +129,7 @@ impl Watcher {
         let mut rejects = self
             .landing
             .rejects_file(&file.file_name, &header.raw, header.delimiter);
+        let file = &with_extra_columns_noted(file, &header);
         let streamed = stream_into_postgres(
             &mut self.client,
             file,
@@ -200,6 +203,16 @@ impl Watcher {
             self.landing.archive_processed(path)
         };
         self.note_archived(file_id, archived).await;
+        if counts.rejected > 0 {
+            warn!(
+                file = %file.file_name,
+                file_id,
+                rejected = counts.rejected,
+                rows = counts.total,
+                "Rows broke the contract and were not loaded; each is in rejected/{}.rejected.csv and streaming.rejected_rows with its line, column and reason.",
+                file.file_name
+            );
+        }
         info!(
             file_id,
             rows = counts.total,
@@ -267,7 +280,7 @@ impl Watcher {
             Err(e) => return Outcome::Retry(e.to_string()),
         };
         self.stats.files_rejected += 1;
-        warn!(%reason, "File rejected.");
+        warn!(file = %file.file_name, %reason, "File rejected.");
         let message = format!(
             "{}: {reason}\n\nNothing of this file was loaded (ledger file_id {file_id}). Fix it and drop it \
              into the landing directory again.",
@@ -352,6 +365,19 @@ fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileEr
             return;
         }
     }
+}
+
+/// Notes the file's extra columns (kept per row in `events.extra`) in its ledger row and the log,
+/// once per file.
+fn with_extra_columns_noted(file: &FileRecord, header: &Header) -> FileRecord {
+    let mut file = file.clone();
+    if !header.extra.is_empty() {
+        let names: Vec<&str> = header.extra.iter().map(|x| x.key.as_str()).collect();
+        let names = names.join(", ");
+        info!(file = %file.file_name, extra_columns = %names, "The file has columns beyond the contract; they are kept per row in events.extra.");
+        file.notes = Some(format!("extra columns kept in events.extra: {names}"));
+    }
+    file
 }
 
 fn display_name(path: &Path) -> String {

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// The bad-input corpus: every case through the real watcher, each with its exact outcome.
+mod corpus;
 /// kill -9 at random moments while files stream in → tables equal a clean run.
 mod crash;
 /// generate → ingest → exact contents of every table and the topic; re-drops and duplicates.
@@ -13,5 +15,7 @@ mod gen;
 mod outage;
 /// Three watchers on one directory; memory over 10,000 files.
 mod scale;
+/// Credentials never in logs or errors; SQL never built from input.
+mod security;
 /// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
 mod service;

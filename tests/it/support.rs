@@ -140,7 +140,13 @@ pub fn generate(dir: &Path, files: usize, rows: usize, seed: u64, extra: &[&str]
 
 /// `shopstream-watch --once` on `landing` against `db`, mirroring to `topic` when given.
 pub fn watch_once(landing: &Path, db: &TestDb, topic: Option<&str>) -> Output {
+    watch_once_with(landing, db, topic, &[])
+}
+
+/// As `watch_once`, with extra command-line flags.
+pub fn watch_once_with(landing: &Path, db: &TestDb, topic: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin("watch"));
+    cmd.args(args);
     cmd.arg("--once")
         .arg("--landing-dir")
         .arg(landing)
