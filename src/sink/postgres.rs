@@ -100,6 +100,11 @@ pub async fn connect(url: &str) -> Result<Client, LoadError> {
     client
         .batch_execute("SET client_min_messages = warning")
         .await?;
+    // A watcher killed mid-statement leaves a backend that still holds its file claims until it
+    // notices; PostgreSQL 14+ can look for the lost client while a statement runs.
+    let _ = client
+        .batch_execute("SET client_connection_check_interval = '250ms'")
+        .await;
     Ok(client)
 }
 
