@@ -5,6 +5,8 @@ mod support;
 
 /// sessions, product_metrics and kpis equal a recompute from events, whatever the arrival order.
 mod analytics;
+/// docker-compose.yml, Prometheus and Grafana provisioning: parsed and cross-checked.
+mod compose;
 /// kill -9 at random moments while files stream in → tables equal a clean run.
 mod crash;
 /// HTTP server: /healthz, /metrics, /files.json; the dashboard read by headless Chromium.
