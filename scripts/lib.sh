@@ -113,3 +113,11 @@ start_tansu() {
 stop_tansu() {
     if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; fi
 }
+
+# Headless Chromium for the dashboard's browser test (tests/it/dashboard.rs); apt-get once.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM:-}" ]; then return; fi
+    log "Installing chromium with apt-get (browser test of the dashboard)."
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}

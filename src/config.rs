@@ -18,6 +18,7 @@ pub const DEFAULT_REJECTED_TOPIC: &str = "shopstream.rejected";
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.5;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 30;
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9898";
 /// Event time of the first session when a seed is given and `--start` is not: runs repeat exactly.
 pub const SEEDED_START: &str = "2026-11-01T00:00:00Z";
 
@@ -73,6 +74,11 @@ pub enum ConfigError {
     },
     #[error("--rate must be a positive number of events per second")]
     Rate,
+    #[error("--http-addr {value:?} is not HOST:PORT with an IP address (or `off`): {source}")]
+    HttpAddr {
+        value: String,
+        source: std::net::AddrParseError,
+    },
 }
 
 impl GenArgs {
@@ -169,6 +175,10 @@ pub struct WatchArgs {
     /// Longer lines reject their file: no CSV export has such rows.
     #[arg(long, env = "MAX_LINE_BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
     pub max_line_bytes: usize,
+    /// Address of the HTTP server: dashboard `/`, `/metrics` (Prometheus), `/healthz`, `/files`
+    /// (per-file lifecycle). Empty or `off` turns it off. It serves even while Postgres is down.
+    #[arg(long, env = "HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR, value_name = "HOST:PORT")]
+    pub http_addr: String,
 }
 
 /// Validated watcher settings.
@@ -187,6 +197,8 @@ pub struct WatchSettings {
     pub max_reject_fraction: f64,
     pub max_file_bytes: u64,
     pub limits: crate::transform::Limits,
+    /// Where the HTTP server listens; `None` when turned off.
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -201,6 +213,7 @@ impl std::fmt::Debug for WatchSettings {
             .field("rescan", &self.rescan)
             .field("marker_suffix", &self.marker_suffix)
             .field("max_reject_fraction", &self.max_reject_fraction)
+            .field("http_addr", &self.http_addr)
             .finish_non_exhaustive()
     }
 }
@@ -223,6 +236,13 @@ impl WatchArgs {
                 name: "max-line-bytes",
             });
         }
+        let http_addr = match self.http_addr.trim() {
+            "" | "off" => None,
+            value => Some(value.parse().map_err(|source| ConfigError::HttpAddr {
+                value: value.to_string(),
+                source,
+            })?),
+        };
         let marker_suffix = self.marker_suffix.filter(|s| !s.is_empty());
         let brokers = self.kafka_brokers.trim();
         Ok(WatchSettings {
@@ -241,6 +261,7 @@ impl WatchArgs {
             limits: crate::transform::Limits {
                 max_line_bytes: self.max_line_bytes,
             },
+            http_addr,
         })
     }
 }
@@ -316,6 +337,18 @@ mod tests {
     fn fractions_outside_zero_one_are_refused() {
         let args = GenArgs::parse_from(["gen", "--duplicate-fraction", "1.5"]);
         assert!(matches!(args.validate(), Err(ConfigError::Fraction { .. })));
+    }
+
+    #[test]
+    fn http_addr_defaults_to_loopback_and_can_be_turned_off() {
+        let on = WatchArgs::parse_from(["watch"]).validate().unwrap();
+        assert_eq!(on.http_addr, Some(DEFAULT_HTTP_ADDR.parse().unwrap()));
+        let off = WatchArgs::parse_from(["watch", "--http-addr", "off"])
+            .validate()
+            .unwrap();
+        assert_eq!(off.http_addr, None);
+        let bad = WatchArgs::parse_from(["watch", "--http-addr", "localhost"]).validate();
+        assert!(matches!(bad, Err(ConfigError::HttpAddr { .. })));
     }
 
     #[test]

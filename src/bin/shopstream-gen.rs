@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use shopstream::config::GenArgs;
+use shopstream::progress::Progress;
 use shopstream::{generator, telemetry};
 use tracing::info;
 
@@ -28,7 +29,11 @@ fn run() -> anyhow::Result<()> {
         out = %settings.out_dir.display(),
         "Generating."
     );
-    let report = generator::run(&settings, |_| {}).context("generation failed")?;
+    let total = (settings.files * settings.rows_per_file) as u64;
+    let mut progress = Progress::new("rows", total);
+    let report =
+        generator::run(&settings, |rows| progress.set(rows)).context("generation failed")?;
+    progress.finish();
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     println!(
         "shopstream-gen: wrote {} rows in {} files to {} in {:.2}s ({:.0} rows/s); seed {}, duplicates {}, late {}, invalid {}",

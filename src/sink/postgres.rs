@@ -171,8 +171,9 @@ const STAGING_TYPES: [Type; 14] = [
     Type::TEXT, // extra: JSON object text, cast to jsonb by UPSERT
 ];
 
-/// New events only (ON CONFLICT DO NOTHING), and purchases and hourly stats from exactly those:
-/// a re-delivered event changes nothing anywhere. Stats keys are upserted in key order so that
+/// New events only (ON CONFLICT DO NOTHING), and purchases, hourly stats and the analytics
+/// (sessions, product counts, hourly users) from exactly those: a re-delivered event changes
+/// nothing anywhere. Stats keys are upserted in key order so that
 /// concurrent watchers lock them in the same order.
 const UPSERT: &str = "
 WITH fresh AS (
@@ -203,6 +204,51 @@ WITH fresh AS (
         quantity    = s.quantity + excluded.quantity,
         revenue     = s.revenue + excluded.revenue,
         updated_at  = now()
+), new_sessions AS (
+    -- analytics (sql/V2__analytics.sql): sessions merge by least/greatest time and summed counts.
+    INSERT INTO streaming.sessions AS s (session_id, user_id, started_at, ended_at, events, views,
+        carts, removes, purchases, revenue)
+    SELECT session_id, min(user_id), min(event_time), max(event_time), count(*),
+        count(*) FILTER (WHERE event_type = 'view'),
+        count(*) FILTER (WHERE event_type = 'add_to_cart'),
+        count(*) FILTER (WHERE event_type = 'remove_from_cart'),
+        count(*) FILTER (WHERE event_type = 'purchase'),
+        coalesce(sum(total_amount), 0)
+    FROM fresh GROUP BY session_id ORDER BY session_id
+    ON CONFLICT (session_id) DO UPDATE
+    SET user_id    = least(s.user_id, excluded.user_id),
+        started_at = least(s.started_at, excluded.started_at),
+        ended_at   = greatest(s.ended_at, excluded.ended_at),
+        events     = s.events + excluded.events,
+        views      = s.views + excluded.views,
+        carts      = s.carts + excluded.carts,
+        removes    = s.removes + excluded.removes,
+        purchases  = s.purchases + excluded.purchases,
+        revenue    = s.revenue + excluded.revenue,
+        updated_at = now()
+), new_product_counts AS (
+    INSERT INTO streaming.product_counts AS p (product_id, product_category, views, add_to_cart,
+        removes, purchases, units_sold, revenue)
+    SELECT product_id, coalesce(product_category, ''),
+        count(*) FILTER (WHERE event_type = 'view'),
+        count(*) FILTER (WHERE event_type = 'add_to_cart'),
+        count(*) FILTER (WHERE event_type = 'remove_from_cart'),
+        count(*) FILTER (WHERE event_type = 'purchase'),
+        coalesce(sum(quantity) FILTER (WHERE event_type = 'purchase'), 0),
+        coalesce(sum(total_amount), 0)
+    FROM fresh GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (product_id, product_category) DO UPDATE
+    SET views       = p.views + excluded.views,
+        add_to_cart = p.add_to_cart + excluded.add_to_cart,
+        removes     = p.removes + excluded.removes,
+        purchases   = p.purchases + excluded.purchases,
+        units_sold  = p.units_sold + excluded.units_sold,
+        revenue     = p.revenue + excluded.revenue,
+        updated_at  = now()
+), new_hourly_users AS (
+    INSERT INTO streaming.hourly_users (hour, user_id)
+    SELECT DISTINCT date_trunc('hour', event_time, 'UTC'), user_id FROM fresh ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM fresh";
 

@@ -203,6 +203,7 @@ impl Watcher {
             self.landing.archive_processed(path)
         };
         self.note_archived(file_id, archived).await;
+        crate::metrics::file_loaded(&counts, file.started_at); // analytics
         if counts.rejected > 0 {
             warn!(
                 file = %file.file_name,
@@ -268,6 +269,7 @@ impl Watcher {
                 Err(e) => return Outcome::Retry(e.to_string()),
             };
         self.stats.files_duplicate += 1;
+        crate::metrics::file_finished("duplicate_file", &Counts::default(), file.started_at); // analytics
         info!(%note, "Duplicate file skipped.");
         let archived = self.landing.archive_processed(path);
         self.note_archived(file_id, archived).await;
@@ -280,6 +282,7 @@ impl Watcher {
             Err(e) => return Outcome::Retry(e.to_string()),
         };
         self.stats.files_rejected += 1;
+        crate::metrics::file_finished("rejected", &Counts::default(), file.started_at); // analytics
         warn!(file = %file.file_name, %reason, "File rejected.");
         let message = format!(
             "{}: {reason}\n\nNothing of this file was loaded (ledger file_id {file_id}). Fix it and drop it \

@@ -89,8 +89,16 @@ pub async fn run(
             source,
         },
     )?;
+    crate::serve::start(&settings, shutdown.clone()).await; // analytics: serves before Postgres is up.
     info!(database = %redact_url(&settings.database_url), landing = %landing.root.display(), "Connecting to Postgres.");
-    let mut client = postgres::connect_with_retry(&settings.database_url, None).await?;
+    // A stop requested while Postgres is still unreachable ends the run at once: nothing is open.
+    let mut client = tokio::select! {
+        client = postgres::connect_with_retry(&settings.database_url, None) => client?,
+        _ = shutdown.wait_for(|stop| *stop) => {
+            info!("Shutdown requested before Postgres was reachable.");
+            return Ok(RunStats::default());
+        }
+    };
     postgres::migrate(&mut client).await?;
     let mirror = match &settings.kafka_brokers {
         Some(brokers) => {
@@ -134,6 +142,7 @@ impl Watcher {
     ) -> Result<(), WatchError> {
         let files = self.scan()?;
         info!(files = files.len(), "Ingesting the landing directory once.");
+        let mut progress = crate::progress::Progress::new("files", files.len() as u64);
         for path in files {
             let mut delay = Duration::from_millis(500);
             loop {
@@ -153,13 +162,16 @@ impl Watcher {
                     Outcome::Done => break,
                     Outcome::Busy => tokio::time::sleep(BUSY_RECHECK).await,
                     Outcome::Retry(e) => {
+                        crate::metrics::error_seen();
                         warn!(file = %path.display(), error = %e, retry_in_ms = delay.as_millis() as u64, "Will retry the file.");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RETRY_DELAY);
                     }
                 }
             }
+            progress.inc();
         }
+        progress.finish();
         self.drain_mirror_backlog().await;
         Ok(())
     }
@@ -259,6 +271,7 @@ impl Watcher {
                 }
             }
             Outcome::Retry(e) => {
+                crate::metrics::error_seen();
                 if let Some(p) = pending.get_mut(path) {
                     p.delay = (p.delay * 2).min(MAX_RETRY_DELAY);
                     p.due = Instant::now() + p.delay;

@@ -14,6 +14,7 @@ const KILLS: usize = 20;
 
 fn spawn_watcher(landing: &Path, db: &TestDb, topic: &str) -> Child {
     Command::new(bin("watch"))
+        .env("HTTP_ADDR", "off")
         .arg("--landing-dir")
         .arg(landing)
         // Every file is renamed into place by the feeder, so none needs to settle. A settle wait

@@ -3,10 +3,16 @@
 
 mod support;
 
+/// sessions, product_metrics and kpis equal a recompute from events, whatever the arrival order.
+mod analytics;
+/// docker-compose.yml, Prometheus and Grafana provisioning: parsed and cross-checked.
+mod compose;
 /// The bad-input corpus: every case through the real watcher, each with its exact outcome.
 mod corpus;
 /// kill -9 at random moments while files stream in → tables equal a clean run.
 mod crash;
+/// HTTP server: /healthz, /metrics, /files.json; the dashboard read by headless Chromium.
+mod dashboard;
 /// generate → ingest → exact contents of every table and the topic; re-drops and duplicates.
 mod e2e;
 /// shopstream-gen: determinism, the contract's shape, the fault knobs.

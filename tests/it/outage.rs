@@ -6,6 +6,7 @@ use crate::support::*;
 
 fn spawn_watcher(landing: &Path, db_url: &str, kafka: Option<(&str, &str)>) -> Child {
     let mut cmd = Command::new(bin("watch"));
+    cmd.env("HTTP_ADDR", "off");
     cmd.arg("--landing-dir")
         .arg(landing)
         .args(["--settle-ms", "100", "--rescan-secs", "1"])

@@ -6,6 +6,7 @@ use crate::support::*;
 
 fn spawn_watcher(landing: &Path, db: &TestDb) -> Child {
     Command::new(bin("watch"))
+        .env("HTTP_ADDR", "off")
         .arg("--landing-dir")
         .arg(landing)
         .args(["--settle-ms", "100", "--rescan-secs", "1"])

@@ -26,6 +26,7 @@ fn a_failing_connection_never_shows_the_password() {
         .iter()
         .map(|url| {
             Command::new(bin("watch"))
+                .env("HTTP_ADDR", "off")
                 .args(["--once", "--settle-ms", "0"])
                 .arg("--landing-dir")
                 .arg(landing.path())

@@ -11,6 +11,7 @@ fn start_watcher(
     settle_ms: u64,
 ) -> Child {
     let mut cmd = Command::new(bin("watch"));
+    cmd.env("HTTP_ADDR", "off");
     cmd.arg("--landing-dir")
         .arg(landing)
         .args(["--settle-ms", &settle_ms.to_string(), "--rescan-secs", "1"])
@@ -112,6 +113,7 @@ async fn a_kafka_outage_leaves_a_backlog_in_the_ledger_that_drains_later() {
     // A broker address where nothing listens: Postgres ingestion must go on regardless.
     run_ok(
         Command::new(bin("watch"))
+            .env("HTTP_ADDR", "off")
             .arg("--once")
             .arg("--landing-dir")
             .arg(landing.path())

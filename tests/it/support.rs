@@ -146,6 +146,7 @@ pub fn watch_once(landing: &Path, db: &TestDb, topic: Option<&str>) -> Output {
 /// As `watch_once`, with extra command-line flags.
 pub fn watch_once_with(landing: &Path, db: &TestDb, topic: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin("watch"));
+    cmd.env("HTTP_ADDR", "off");
     cmd.args(args);
     cmd.arg("--once")
         .arg("--landing-dir")

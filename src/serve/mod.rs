@@ -1,0 +1,240 @@
+//! The watcher's HTTP server (axum): `/` the live dashboard, `/metrics` Prometheus text,
+//! `/healthz` Postgres and Kafka reachability as JSON, `/files` and `/files.json` the per-file
+//! lifecycle. Read-only towards the pipeline: it has its own Postgres connection, made lazily,
+//! so it serves (and says what is down) even while Postgres is away.
+
+mod dashboard;
+mod data;
+mod files;
+mod health;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::{watch, Mutex, MutexGuard};
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+pub use data::{snapshot, Snapshot};
+pub use files::FileLifecycle;
+pub use health::{Check, Health};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How long the server waits for a Postgres connection before answering "down".
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct AppState {
+    database_url: String,
+    prometheus: PrometheusHandle,
+    kafka: health::KafkaProbe,
+    pg: Mutex<Option<Client>>,
+}
+
+/// Binds `addr` and serves until `shutdown` turns true. Returns the bound address (useful with
+/// port 0) once listening; the server runs on its own task.
+///
+/// # Errors
+/// The address cannot be bound (in use, not local).
+pub async fn spawn(
+    addr: SocketAddr,
+    database_url: String,
+    kafka_brokers: Option<&str>,
+    prometheus: PrometheusHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let state = Arc::new(AppState {
+        database_url,
+        prometheus,
+        kafka: health::KafkaProbe::new(kafka_brokers),
+        pg: Mutex::new(None),
+    });
+    let app = router(state);
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            warn!(error = %e, "The HTTP server stopped.");
+        }
+    });
+    info!(address = %bound, "Serving the dashboard, /metrics, /healthz and /files.");
+    Ok(bound)
+}
+
+/// The watcher's entry point: installs the metrics recorder and, when `settings.http_addr` is
+/// set, starts the server. Failures are logged, never fatal: ingesting matters more.
+pub async fn start(
+    settings: &crate::config::WatchSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Option<SocketAddr> {
+    let addr = settings.http_addr?;
+    let prometheus = match crate::metrics::install() {
+        Ok(handle) => handle,
+        Err(e) => {
+            warn!(error = %e, "Cannot install the metrics recorder; the HTTP server stays off.");
+            return None;
+        }
+    };
+    let brokers = settings.kafka_brokers.as_deref();
+    match spawn(
+        addr,
+        settings.database_url.clone(),
+        brokers,
+        prometheus,
+        shutdown,
+    )
+    .await
+    {
+        Ok(bound) => Some(bound),
+        Err(e) => {
+            warn!(error = %e, "The HTTP server stays off; ingesting goes on.");
+            None
+        }
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard_page))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .route("/files", get(files_page))
+        .route("/files.json", get(files_json))
+        .with_state(state)
+}
+
+impl AppState {
+    /// The server's own connection, (re)made on demand within [`CONNECT_TIMEOUT`].
+    async fn client(&self) -> Result<MutexGuard<'_, Option<Client>>, String> {
+        let mut guard = self.pg.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            let connect = crate::sink::postgres::connect(&self.database_url);
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(client)) => *guard = Some(client),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("Postgres did not answer in time".into()),
+            }
+        }
+        Ok(guard)
+    }
+}
+
+async fn dashboard_page(State(state): State<Arc<AppState>>) -> Html<String> {
+    let read = match state.client().await {
+        Ok(guard) => match guard.as_ref() {
+            Some(client) => data::snapshot(client).await.map_err(|e| e.to_string()),
+            None => Err("no Postgres connection".into()),
+        },
+        Err(e) => Err(e),
+    };
+    Html(match read {
+        Ok(snap) => dashboard::page(&snap, None),
+        Err(e) => dashboard::page(
+            &Snapshot::default(),
+            Some(&format!("Cannot read from Postgres: {e}")),
+        ),
+    })
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    if let Ok(guard) = state.client().await {
+        if let Some(client) = guard.as_ref() {
+            match crate::ledger::unmirrored(client).await {
+                Ok(files) => crate::metrics::set_unmirrored(files.len() as i64),
+                Err(e) => warn!(error = %e, "Cannot count the mirror backlog for /metrics."),
+            }
+        }
+    }
+    state.prometheus.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let postgres = async {
+        let guard = state.client().await.map_err(Check::down)?;
+        let Some(client) = guard.as_ref() else {
+            return Err(Check::down("no Postgres connection"));
+        };
+        match tokio::time::timeout(health::CHECK_TIMEOUT, client.simple_query("SELECT 1")).await {
+            Ok(Ok(_)) => Ok(Check::ok()),
+            Ok(Err(e)) => Err(Check::down(e)),
+            Err(_) => Err(Check::down("Postgres did not answer in time")),
+        }
+    };
+    let (postgres, kafka) = tokio::join!(postgres, state.kafka.check());
+    let health = Health::new(postgres.unwrap_or_else(|c| c), kafka);
+    let code = if health.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(code, &health)
+}
+
+#[derive(serde::Deserialize)]
+struct FilesQuery {
+    limit: Option<i64>,
+}
+
+async fn read_files(state: &AppState, limit: Option<i64>) -> Result<Vec<FileLifecycle>, String> {
+    let guard = state.client().await?;
+    let client = guard.as_ref().ok_or("no Postgres connection")?;
+    files::recent(client, limit.unwrap_or(200))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn files_page(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<FilesQuery>,
+) -> Html<String> {
+    Html(match read_files(&state, q.limit).await {
+        Ok(list) => files::page(&list, None),
+        Err(e) => files::page(&[], Some(&format!("Cannot read the ledger: {e}"))),
+    })
+}
+
+async fn files_json(State(state): State<Arc<AppState>>, Query(q): Query<FilesQuery>) -> Response {
+    match read_files(&state, q.limit).await {
+        Ok(list) => json(StatusCode::OK, &list),
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "error": e }),
+        ),
+    }
+}
+
+fn json(code: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (code, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,286 @@
+//! streaming.sessions, streaming.product_metrics and streaming.kpis always equal a recompute
+//! from streaming.events, whatever order files arrive in and however often events repeat.
+
+use std::path::Path;
+use std::process::Command;
+
+use tokio_postgres::Client;
+
+use crate::support::*;
+
+const SESSIONS: &str =
+    "SELECT session_id, user_id, started_at, ended_at, duration, events, views, \
+    carts, removes, purchases, revenue, reached_cart, purchased FROM streaming.sessions";
+
+const SESSIONS_RECOMPUTE: &str = "SELECT session_id, min(user_id), min(event_time), max(event_time), \
+    max(event_time) - min(event_time), count(*), \
+    count(*) FILTER (WHERE event_type = 'view'), count(*) FILTER (WHERE event_type = 'add_to_cart'), \
+    count(*) FILTER (WHERE event_type = 'remove_from_cart'), count(*) FILTER (WHERE event_type = 'purchase'), \
+    coalesce(sum(total_amount), 0), bool_or(event_type = 'add_to_cart'), bool_or(event_type = 'purchase') \
+    FROM streaming.events GROUP BY session_id";
+
+const PRODUCTS: &str =
+    "SELECT product_id, product_category, views, add_to_cart, removes, purchases, \
+    units_sold, revenue, cart_rate, conversion_rate FROM streaming.product_metrics";
+
+const PRODUCTS_RECOMPUTE: &str = "SELECT product_id, coalesce(product_category, ''), \
+    count(*) FILTER (WHERE event_type = 'view'), count(*) FILTER (WHERE event_type = 'add_to_cart'), \
+    count(*) FILTER (WHERE event_type = 'remove_from_cart'), count(*) FILTER (WHERE event_type = 'purchase'), \
+    coalesce(sum(quantity) FILTER (WHERE event_type = 'purchase'), 0), coalesce(sum(total_amount), 0), \
+    round(count(*) FILTER (WHERE event_type = 'add_to_cart')::numeric \
+          / nullif(count(*) FILTER (WHERE event_type = 'view'), 0), 4), \
+    round(count(*) FILTER (WHERE event_type = 'purchase')::numeric \
+          / nullif(count(*) FILTER (WHERE event_type = 'view'), 0), 4) \
+    FROM streaming.events GROUP BY 1, 2";
+
+const KPIS: &str = "SELECT hour, views, carts, purchases, revenue, sessions, converted_sessions, \
+    conversion_rate, cart_abandonment_rate, average_order_value, active_users FROM streaming.kpis";
+
+/// Every KPI, per hour (UTC) and for all time (hour NULL), straight from the events.
+const KPIS_RECOMPUTE: &str = "
+WITH sess AS (
+    SELECT date_trunc('hour', min(event_time), 'UTC') AS hour,
+           bool_or(event_type = 'add_to_cart') AS carted, bool_or(event_type = 'purchase') AS bought
+    FROM streaming.events GROUP BY session_id
+), hours AS (
+    SELECT DISTINCT date_trunc('hour', event_time, 'UTC') AS hour FROM streaming.events
+    UNION ALL SELECT NULL
+)
+SELECT h.hour, ev.views, ev.carts, ev.purchases, ev.revenue, se.sessions, se.converted,
+       round(se.converted::numeric / nullif(se.sessions, 0), 4),
+       round(se.abandoned::numeric / nullif(se.carted, 0), 4),
+       round(ev.revenue / nullif(ev.purchases, 0), 2),
+       ev.users
+FROM hours h
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE event_type = 'view') AS views,
+           count(*) FILTER (WHERE event_type = 'add_to_cart') AS carts,
+           count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
+           coalesce(sum(total_amount), 0) AS revenue,
+           count(DISTINCT user_id) AS users
+    FROM streaming.events e
+    WHERE h.hour IS NULL OR date_trunc('hour', e.event_time, 'UTC') = h.hour) ev
+CROSS JOIN LATERAL (
+    SELECT count(*) AS sessions, count(*) FILTER (WHERE bought) AS converted,
+           count(*) FILTER (WHERE carted) AS carted,
+           count(*) FILTER (WHERE carted AND NOT bought) AS abandoned
+    FROM sess s WHERE h.hour IS NULL OR s.hour = h.hour) se";
+
+/// Rows in `a` not in `b` plus rows in `b` not in `a`; prints a few of them when any differ.
+async fn differences(pg: &Client, what: &str, a: &str, b: &str) -> i64 {
+    let diff = format!("(({a}) EXCEPT ({b})) UNION ALL (({b}) EXCEPT ({a}))");
+    let n = count(pg, &format!("SELECT count(*) FROM ({diff}) d")).await;
+    if n > 0 {
+        let rows = pg
+            .query(&format!("SELECT d::text FROM ({diff}) d LIMIT 6"), &[])
+            .await
+            .unwrap();
+        for r in rows {
+            eprintln!("{what} differs: {}", r.get::<_, String>(0));
+        }
+    }
+    n
+}
+
+/// All three analytics equal their recompute; returns the number of differing rows.
+async fn analytics_mismatches(pg: &Client) -> i64 {
+    differences(pg, "sessions", SESSIONS, SESSIONS_RECOMPUTE).await
+        + differences(pg, "product_metrics", PRODUCTS, PRODUCTS_RECOMPUTE).await
+        + differences(pg, "kpis", KPIS, KPIS_RECOMPUTE).await
+}
+
+fn move_in(source: &Path, landing: &Path, names: &[&str]) {
+    for name in names {
+        std::fs::rename(source.join(name), landing.join(name)).unwrap();
+    }
+}
+
+fn gen_name(seed: u64, index: usize) -> String {
+    format!("events-{seed:016x}-{index:05}.csv")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_equal_a_recompute_after_out_of_order_duplicate_and_overlapping_drops() {
+    let db = TestDb::new().await;
+    let source = tempfile::tempdir().unwrap();
+    let landing = tempfile::tempdir().unwrap();
+    let seed = 41;
+    generate(
+        source.path(),
+        6,
+        400,
+        seed,
+        &["--duplicate-fraction", "0.03", "--late-fraction", "0.1"],
+    );
+    let name = |i| gen_name(seed, i);
+
+    // Out of order: the last files first, then the first and a middle one, then the rest.
+    let waves: [&[usize]; 3] = [&[6, 5], &[1, 3], &[4, 2]];
+    let mut pg = None;
+    for wave in waves {
+        let names: Vec<String> = wave.iter().map(|&i| name(i)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        move_in(source.path(), landing.path(), &names);
+        watch_once(landing.path(), &db, None);
+        let client = db.client().await;
+        assert_eq!(analytics_mismatches(&client).await, 0, "after {wave:?}");
+        pg = Some(client);
+    }
+    let pg = pg.unwrap();
+    let events = count(&pg, "SELECT count(*) FROM streaming.events").await;
+    assert!(
+        count(
+            &pg,
+            "SELECT count(*) FROM (SELECT session_id FROM streaming.events \
+             GROUP BY 1 HAVING count(DISTINCT file_id) > 1) s"
+        )
+        .await
+            > 0,
+        "some sessions were split across files and merged"
+    );
+    let before = snapshot(&pg).await;
+
+    // The same bytes again under two names, and a file of already loaded events: no change.
+    let processed = landing.path().join("processed");
+    std::fs::copy(processed.join(name(3)), landing.path().join(name(3))).unwrap();
+    std::fs::copy(processed.join(name(5)), landing.path().join("again.csv")).unwrap();
+    let old = csv_rows(&processed);
+    let mut text = shopstream::schema::header_line() + "\n";
+    for (_, _, f) in old.iter().step_by(7) {
+        text += &(f.join(",") + "\n");
+    }
+    std::fs::write(landing.path().join("overlap-only.csv"), &text).unwrap();
+    watch_once(landing.path(), &db, None);
+    assert_eq!(snapshot(&pg).await, before, "re-delivery changed analytics");
+    assert_eq!(analytics_mismatches(&pg).await, 0);
+
+    // Overlapping ids plus new late events of an existing session: they merge, once.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    generate(fresh_dir.path(), 1, 300, 42, &["--late-fraction", "0.3"]);
+    let fresh = csv_rows(fresh_dir.path());
+    let (session, user) = {
+        let r = pg
+            .query_one(
+                "SELECT session_id, user_id, started_at FROM streaming.sessions \
+                 ORDER BY events DESC, session_id LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get::<_, String>(0), r.get::<_, String>(1))
+    };
+    let mut text = shopstream::schema::header_line() + "\n";
+    for (_, _, f) in old.iter().step_by(5).chain(fresh.iter()) {
+        text += &(f.join(",") + "\n");
+    }
+    // Two new events of that session, hours before it started (a late arrival).
+    for (i, kind) in ["view", "add_to_cart"].iter().enumerate() {
+        text += &format!(
+            "{},2026-10-29T0{i}:00:00.000000Z,{user},{session},{kind},late-product,,1.00,1,,mobile,DE\n",
+            uuid::Uuid::new_v4()
+        );
+    }
+    std::fs::write(landing.path().join("overlap-and-late.csv"), &text).unwrap();
+    watch_once(landing.path(), &db, None);
+    assert_eq!(analytics_mismatches(&pg).await, 0);
+    let after = count(&pg, "SELECT count(*) FROM streaming.events").await;
+    assert_eq!(after, events + fresh.len() as i64 + 2);
+    let r = pg
+        .query_one(
+            "SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'), carts > 0 \
+             FROM streaming.sessions WHERE session_id = $1",
+            &[&session],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "2026-10-29 00");
+    assert!(r.get::<_, bool>(1));
+    let totals = pg
+        .query_one(
+            "SELECT views, sessions FROM streaming.kpis WHERE hour IS NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        totals.get::<_, i64>(0),
+        count(
+            &pg,
+            "SELECT count(*) FROM streaming.events WHERE event_type = 'view'"
+        )
+        .await
+    );
+    assert_eq!(
+        totals.get::<_, i64>(1),
+        count(
+            &pg,
+            "SELECT count(DISTINCT session_id) FROM streaming.events"
+        )
+        .await
+    );
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_watchers_loading_overlapping_files_at_once_count_each_event_once() {
+    let db = TestDb::new().await;
+    let source = tempfile::tempdir().unwrap();
+    generate(source.path(), 2, 1_500, 51, &[]);
+    let rows = csv_rows(source.path());
+    // Two landing directories whose files share a third of their events.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let third = rows.len() / 3;
+    let parts = [&rows[..2 * third], &rows[third..]];
+    for (dir, part) in dirs.iter().zip(parts) {
+        let mut text = shopstream::schema::header_line() + "\n";
+        for (_, _, f) in part {
+            text += &(f.join(",") + "\n");
+        }
+        std::fs::write(dir.path().join("part.csv"), text).unwrap();
+    }
+    let children: Vec<_> = dirs
+        .iter()
+        .map(|d| {
+            Command::new(bin("watch"))
+                .arg("--once")
+                .arg("--landing-dir")
+                .arg(d.path())
+                .args(["--settle-ms", "0", "--http-addr", "off"])
+                .env("DATABASE_URL", &db.url)
+                .env("KAFKA_BROKERS", "")
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        assert!(child.wait_with_output().unwrap().status.success());
+    }
+    let pg = db.client().await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        rows.len() as i64
+    );
+    assert_eq!(
+        count(&pg, "SELECT sum(events)::bigint FROM streaming.sessions").await,
+        rows.len() as i64
+    );
+    assert_eq!(analytics_mismatches(&pg).await, 0);
+    db.cleanup().await;
+}
+
+/// What a re-delivery must leave unchanged: every analytics row, as text.
+async fn snapshot(pg: &Client) -> (i64, String, String, String) {
+    let digest = |sql: &str| {
+        format!(
+            "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM ({sql}) t"
+        )
+    };
+    let text = |r: tokio_postgres::Row| r.get::<_, String>(0);
+    (
+        count(pg, "SELECT count(*) FROM streaming.events").await,
+        text(pg.query_one(&digest(SESSIONS), &[]).await.unwrap()),
+        text(pg.query_one(&digest(PRODUCTS), &[]).await.unwrap()),
+        text(pg.query_one(&digest(KPIS), &[]).await.unwrap()),
+    )
+}
