@@ -9,6 +9,7 @@ fn start_watcher(
     db: &TestDb,
     kafka: Option<(&str, &str)>,
     settle_ms: u64,
+    log: &std::path::Path,
 ) -> Child {
     let mut cmd = Command::new(bin("watch"));
     cmd.env("HTTP_ADDR", "off");
@@ -18,7 +19,7 @@ fn start_watcher(
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(std::fs::File::create(log).unwrap());
     match kafka {
         Some((brokers, topic)) => cmd.env("KAFKA_BROKERS", brokers).env("KAFKA_TOPIC", topic),
         None => cmd.env("KAFKA_BROKERS", ""),
@@ -31,9 +32,22 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
     let db = TestDb::new().await;
     let landing = tempfile::tempdir().unwrap();
     let topic = unique("live");
-    let watcher = start_watcher(landing.path(), &db, Some((&kafka_brokers(), &topic)), 700);
+    let log = landing.path().join(".watcher.log");
+    let watcher = start_watcher(
+        landing.path(),
+        &db,
+        Some((&kafka_brokers(), &topic)),
+        700,
+        &log,
+    );
+    // Files that arrive before notify watches are found by the startup scan and must settle;
+    // this test is about files announced by notify.
+    let watching = wait_for(Duration::from_secs(60), || async {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Watching the landing directory"))
+    })
+    .await;
+    assert!(watching, "the watcher started watching");
     let pg = db.client().await;
-    wait_for_schema(&pg).await;
 
     // Renamed into place by the generator: picked up by notify.
     generate(landing.path(), 3, 1_000, 51, &[]);
@@ -62,7 +76,7 @@ async fn a_running_watcher_picks_up_renamed_and_slowly_written_files_and_stops_c
     })
     .await;
     let out = terminate(watcher);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(
         loaded,
         "four files loaded and mirrored; watcher log:\n{stderr}"
