@@ -161,3 +161,64 @@ async fn a_kafka_outage_leaves_a_backlog_in_the_ledger_that_drains_later() {
     assert_eq!(messages.len(), 1_000);
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_marker_mode_a_file_waits_for_its_marker() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    let log = landing.path().join(".watcher.log");
+    let mut cmd = Command::new(bin("watch"));
+    cmd.env("HTTP_ADDR", "off")
+        .arg("--landing-dir")
+        .arg(landing.path())
+        .args([
+            "--settle-ms",
+            "0",
+            "--rescan-secs",
+            "1",
+            "--marker-suffix",
+            ".done",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("KAFKA_BROKERS", "")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let watcher = cmd.spawn().expect("start shopstream-watch");
+    let pg = db.client().await;
+    wait_for_schema(&pg).await;
+    generate(landing.path(), 1, 500, 53, &[]);
+    let data = std::fs::read_dir(landing.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "csv"))
+        .unwrap();
+
+    // Renamed in and settled, but without its marker it is not read, not even by a rescan.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.ingest_files").await,
+        0
+    );
+    let mut marker = data.clone().into_os_string();
+    marker.push(".done");
+    std::fs::write(&marker, b"").unwrap();
+    let loaded = wait_for(Duration::from_secs(30), || async {
+        count(&pg, "SELECT count(*) FROM streaming.ingest_files WHERE admitted_by = 'marker' AND rows_loaded = 500").await == 1
+    })
+    .await;
+    terminate(watcher);
+    assert!(
+        loaded,
+        "loaded once its marker appeared; log:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let name = data.file_name().unwrap().to_string_lossy().into_owned();
+    let processed = landing.path().join("processed");
+    assert!(processed.join(&name).exists());
+    assert!(
+        processed.join(format!("{name}.done")).exists(),
+        "the marker moved with its file"
+    );
+    db.cleanup().await;
+}
