@@ -26,7 +26,7 @@ const P_ADD_TO_CART: f64 = 0.12;
 /// Chance that a carted product is taken out again.
 const P_REMOVE: f64 = 0.15;
 /// Chance that a session with something in its cart checks out.
-const P_CHECKOUT: f64 = 0.3;
+const P_CHECKOUT: f64 = 0.12;
 
 /// Draws a random v4-shaped UUID from the seeded generator (never from the OS), so runs repeat.
 pub fn seeded_uuid<R: RngExt>(rng: &mut R) -> Uuid {
