@@ -150,21 +150,22 @@ CREATE TEMP TABLE IF NOT EXISTS staging_events (
     extra text
 ) ON COMMIT DELETE ROWS";
 
-const COPY_STAGING: &str = "COPY staging_events (line, event_id, event_time, user_id, session_id, \
-    event_type, product_id, product_category, product_price, quantity, total_amount, device, country, \
-    extra) FROM STDIN (FORMAT binary)";
+/// Typed columns first, then every text column in `TEXT_COLUMNS` order.
+const COPY_STAGING: &str = "COPY staging_events (line, event_id, event_time, quantity, user_id, \
+    session_id, event_type, product_id, product_category, product_price, total_amount, device, \
+    country, extra) FROM STDIN (FORMAT binary)";
 
 const STAGING_TYPES: [Type; 14] = [
     Type::INT8,
     Type::UUID,
     Type::TIMESTAMPTZ,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
     Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -339,57 +340,40 @@ impl<'a> FileLoad<'a> {
     }
 }
 
-/// Text columns of the staging table, in COPY order after line, event_id and event_time.
-const TEXT_COLUMNS: [&str; 6] = [
+/// Text columns of the staging table, in COPY order after line, event_id, event_time, quantity.
+const TEXT_COLUMNS: [&str; 10] = [
     "user_id",
     "session_id",
     "event_type",
     "product_id",
     "product_category",
     "product_price",
+    "total_amount",
+    "device",
+    "country",
+    EXTRA,
 ];
-const TRAILING_TEXT_COLUMNS: [&str; 3] = ["total_amount", "device", "country"];
 
 async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, LoadError> {
     let sink = tx.copy_in(COPY_STAGING).await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &STAGING_TYPES));
-    let text =
-        |name: &str| -> PolarsResult<StringChunked> { Ok(good.column(name)?.str()?.clone()) };
     let lines = good.column(LINE)?.cast(&DataType::Int64)?.i64()?.clone();
     let times = good.column(TIME)?.datetime()?.phys.clone();
     let quantities = good.column(QUANTITY)?.i64()?.clone();
-    let ids = text("event_id")?;
-    let extras = text(EXTRA)?;
-    let lead = TEXT_COLUMNS.map(text);
-    let trail = TRAILING_TEXT_COLUMNS.map(text);
-    let mut lead_iters = Vec::with_capacity(lead.len());
-    for c in &lead {
-        lead_iters.push(
-            c.as_ref()
-                .map_err(|e| LoadError::Frame(e.wrap_msg(|m| m.to_string())))?
-                .iter(),
-        );
+    let ids = good.column("event_id")?.str()?.clone();
+    let mut texts = Vec::with_capacity(TEXT_COLUMNS.len());
+    for name in TEXT_COLUMNS {
+        texts.push(good.column(name)?.str()?.clone());
     }
-    let mut trail_iters = Vec::with_capacity(trail.len());
-    for c in &trail {
-        trail_iters.push(
-            c.as_ref()
-                .map_err(|e| LoadError::Frame(e.wrap_msg(|m| m.to_string())))?
-                .iter(),
-        );
-    }
+    let mut text_iters: Vec<_> = texts.iter().map(|c| c.iter()).collect();
     let rows = lines
         .iter()
         .zip(ids.iter())
         .zip(times.iter())
-        .zip(quantities.iter())
-        .zip(extras.iter());
-    for ((((line, id), time), quantity), extra) in rows {
-        let mut v: [Option<&str>; 9] = [None; 9];
-        for (slot, it) in v
-            .iter_mut()
-            .zip(lead_iters.iter_mut().chain(trail_iters.iter_mut()))
-        {
+        .zip(quantities.iter());
+    for (((line, id), time), quantity) in rows {
+        let mut v: [Option<&str>; TEXT_COLUMNS.len()] = [None; TEXT_COLUMNS.len()];
+        for (slot, it) in v.iter_mut().zip(text_iters.iter_mut()) {
             *slot = it.next().flatten();
         }
         let time: Option<DateTime<Utc>> = time.and_then(DateTime::from_timestamp_micros);
@@ -397,8 +381,8 @@ async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, L
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
         let event_id = id.and_then(|s| uuid::Uuid::parse_str(s).ok());
         let row: [&(dyn ToSql + Sync); 14] = [
-            &line, &event_id, &time, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &quantity, &v[6],
-            &v[7], &v[8], &extra,
+            &line, &event_id, &time, &quantity, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+            &v[7], &v[8], &v[9],
         ];
         writer.as_mut().write(&row).await?;
     }
