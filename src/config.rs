@@ -12,6 +12,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0
 pub const DEFAULT_LANDING_DIR: &str = "landing";
 pub const DEFAULT_TOPIC: &str = "shopstream.events";
 pub const DEFAULT_KAFKA_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_WORKERS: u16 = 2;
 pub const DEFAULT_SETTLE_MS: u64 = 1000;
 pub const DEFAULT_RESCAN_SECS: u64 = 10;
 pub const DEFAULT_REJECTED_TOPIC: &str = "shopstream.rejected";
@@ -154,6 +155,10 @@ pub struct WatchArgs {
     /// Ingest what is in the landing directory now, then exit (batch mode).
     #[arg(long)]
     pub once: bool,
+    /// Files loaded at the same time, each on its own Postgres connection (one transaction per
+    /// file either way). More than the server's cores buys nothing.
+    #[arg(long, env = "WORKERS", default_value_t = DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
     /// A file not renamed into place is read only after nothing wrote to it for this long.
     #[arg(long, env = "SETTLE_MS", default_value_t = DEFAULT_SETTLE_MS)]
     pub settle_ms: u64,
@@ -190,6 +195,7 @@ pub struct WatchSettings {
     pub kafka_topic: String,
     pub kafka_timeout: Duration,
     pub once: bool,
+    pub workers: usize,
     pub settle: Duration,
     pub rescan: Duration,
     pub marker_suffix: Option<String>,
@@ -252,6 +258,7 @@ impl WatchArgs {
             kafka_topic: self.kafka_topic,
             kafka_timeout: Duration::from_millis(self.kafka_timeout_ms.max(1)),
             once: self.once,
+            workers: usize::from(self.workers),
             settle: Duration::from_millis(self.settle_ms),
             rescan: Duration::from_secs(self.rescan_secs),
             marker_suffix,

@@ -70,7 +70,9 @@ const KPIS: &str = "SELECT views::text, carts::text, purchases::text, round(reve
 
 /// The last 60 minutes of event time that hold events (relative to the newest event).
 const EVENTS_PER_MINUTE: &str = "
-WITH newest AS (SELECT max(event_time) AS t FROM streaming.events)
+-- The newest event lies in the newest hour of the stats; the BRIN index finds that hour's rows.
+WITH newest AS (SELECT max(event_time) AS t FROM streaming.events
+                WHERE event_time >= (SELECT max(hour) FROM streaming.event_stats_hourly))
 SELECT to_char(date_trunc('minute', event_time, 'UTC') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
        event_type, count(*)
 FROM streaming.events, newest

@@ -1,8 +1,10 @@
-//! PostgreSQL sink: connects, applies `sql/` migrations, and loads one file's good rows in ONE
-//! transaction: ledger row, COPY (binary) into a staging table, then set-based upserts into
-//! events, purchases and hourly stats, and the rejected rows. Never touches files or Kafka.
+//! PostgreSQL sink: connects, applies `sql/` migrations, and loads one file in ONE transaction:
+//! ledger row, new events by binary COPY chunk by chunk (ids seen before are skipped), rejected
+//! rows, then set-based upserts of purchases, hourly stats and analytics from the file's new
+//! events. Never touches files or Kafka.
 //! Invariant: either everything of a file commits, or nothing does.
 
+use std::collections::HashSet;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -13,9 +15,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Transaction};
 use tracing::{debug, warn};
+use uuid::Uuid;
 
 use crate::ledger::{self, FileRecord};
-use crate::transform::{Batch, RejectedRow, EXTRA, LINE, QUANTITY, TIME};
+use crate::sink::binary::{Decimal, JsonText};
+use crate::transform::{Batch, RejectedRow, EXTRA, QUANTITY, TIME};
 
 mod embedded {
     refinery::embed_migrations!("sql");
@@ -27,6 +31,10 @@ pub enum LoadError {
     /// The database is unreachable or the transaction was aborted by it; retry later.
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] tokio_postgres::Error),
+    /// Another watcher committed some of the file's event ids while this one loaded them; the
+    /// file is read again (those rows then count as duplicates).
+    #[error("another watcher loaded some of these event ids at the same moment: {}", describe(.0))]
+    Conflict(#[source] tokio_postgres::Error),
     /// The database refused the data itself; retrying the same file cannot help.
     #[error("database refused the file: {}", describe(.0))]
     Refused(#[source] tokio_postgres::Error),
@@ -48,7 +56,7 @@ impl From<tokio_postgres::Error> for LoadError {
 
 impl LoadError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LoadError::Unavailable(_))
+        matches!(self, LoadError::Unavailable(_) | LoadError::Conflict(_))
     }
 }
 
@@ -142,24 +150,20 @@ pub async fn migrate(client: &mut Client) -> Result<(), LoadError> {
     Ok(())
 }
 
-const CREATE_STAGING: &str = "
-CREATE TEMP TABLE IF NOT EXISTS staging_events (
-    line bigint, event_id uuid, event_time timestamptz, user_id text, session_id text,
-    event_type text, product_id text, product_category text, product_price text,
-    quantity integer, total_amount text, device text, country text,
-    extra text
-) ON COMMIT DELETE ROWS";
+/// Good rows go straight into `streaming.events` (binary COPY: the server's fastest insert path);
+/// typed columns first, then every text column in `TEXT_COLUMNS` order.
+const COPY_EVENTS: &str = "COPY streaming.events (event_id, event_time, quantity, \
+    product_price, total_amount, extra, file_id, source_file, user_id, session_id, event_type, \
+    product_id, product_category, device, country) FROM STDIN (FORMAT binary)";
 
-/// Typed columns first, then every text column in `TEXT_COLUMNS` order.
-const COPY_STAGING: &str = "COPY staging_events (line, event_id, event_time, quantity, user_id, \
-    session_id, event_type, product_id, product_category, product_price, total_amount, device, \
-    country, extra) FROM STDIN (FORMAT binary)";
-
-const STAGING_TYPES: [Type; 14] = [
-    Type::INT8,
+const COPY_EVENTS_TYPES: [Type; 15] = [
     Type::UUID,
     Type::TIMESTAMPTZ,
     Type::INT4,
+    Type::NUMERIC,
+    Type::NUMERIC,
+    Type::JSONB,
+    Type::INT8,
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -168,26 +172,22 @@ const STAGING_TYPES: [Type; 14] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
-    Type::TEXT,
-    Type::TEXT, // extra: JSON object text, cast to jsonb by UPSERT
 ];
 
-/// New events only (ON CONFLICT DO NOTHING), and purchases, hourly stats and the analytics
-/// (sessions, product counts, hourly users) from exactly those: a re-delivered event changes
-/// nothing anywhere. Stats keys are upserted in key order so that
-/// concurrent watchers lock them in the same order.
-const UPSERT: &str = "
-WITH fresh AS (
-    INSERT INTO streaming.events (event_id, event_time, user_id, session_id, event_type, product_id,
-        product_category, product_price, quantity, total_amount, device, country, file_id, source_file,
-        extra)
-    SELECT DISTINCT ON (event_id) event_id, event_time, user_id, session_id, event_type, product_id,
-        product_category, product_price::numeric, quantity, total_amount::numeric, device, country, $1, $2,
-        extra::jsonb
-    FROM staging_events
-    ORDER BY event_id, line
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING *
+/// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
+/// file's own transaction (so a repeat across chunks is caught too).
+const KNOWN_IDS: &str = "SELECT event_id FROM streaming.events WHERE event_id = ANY($1)";
+
+const DERIVE_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+
+/// Purchases, hourly stats and the analytics (sessions, product counts, hourly users) from
+/// exactly the events this file added: a re-delivered event changes nothing anywhere. Stats keys
+/// are upserted in key order so that concurrent watchers lock them in the same order.
+const DERIVE: &str = "
+WITH fresh AS MATERIALIZED (
+    SELECT event_id, event_time, user_id, session_id, event_type, product_id, product_category,
+        product_price, quantity, total_amount
+    FROM streaming.events WHERE file_id = $1
 ), new_purchases AS (
     INSERT INTO streaming.purchases (event_id, event_time, user_id, session_id, product_id,
         product_category, product_price, quantity, total_amount)
@@ -265,15 +265,14 @@ pub enum Begun<'a> {
     SameContent,
 }
 
-/// One file's load in progress: ONE transaction holding its ledger row, its staged good rows
-/// and its rejected rows. Nothing is visible to others until [`FileLoad::commit`]; dropping it
-/// (or [`FileLoad::rollback`]) leaves no trace.
+/// One file's load in progress: ONE transaction holding its ledger row, its new events and its
+/// rejected rows. Nothing is visible to others until [`FileLoad::commit`]; dropping it (or
+/// [`FileLoad::rollback`]) leaves no trace.
 pub struct FileLoad<'a> {
     tx: Transaction<'a>,
     file_id: i64,
     file_name: String,
     counts: ledger::Counts,
-    staged: i64,
 }
 
 impl<'a> FileLoad<'a> {
@@ -282,15 +281,16 @@ impl<'a> FileLoad<'a> {
     /// # Errors
     /// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
     pub async fn begin(client: &'a mut Client, file: &FileRecord) -> Result<Begun<'a>, LoadError> {
-        client.batch_execute(CREATE_STAGING).await?;
         let tx = client.transaction().await?;
+        // The planner's row estimate for events lags far behind while files pour in (autovacuum
+        // analyzes later), and a stale estimate turns the id lookup into a full scan per chunk.
+        tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
         match ledger::insert_loading(&tx, file).await {
             Ok(file_id) => Ok(Begun::Started(FileLoad {
                 tx,
                 file_id,
                 file_name: file.file_name.clone(),
                 counts: ledger::Counts::default(),
-                staged: 0,
             })),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
@@ -301,33 +301,38 @@ impl<'a> FileLoad<'a> {
         self.file_id
     }
 
-    /// Rows seen so far: total and rejected (loaded and duplicate are known at commit).
+    /// Rows seen so far: total, loaded, duplicate and rejected.
     pub fn counts(&self) -> ledger::Counts {
         self.counts
     }
 
-    /// Stages one chunk's good rows (binary COPY) and stores its rejected rows.
+    /// Inserts one chunk's new events (binary COPY; ids loaded before count as duplicates) and
+    /// stores its rejected rows.
+    ///
+    /// # Errors
+    /// `Conflict` when another transaction committed one of these event ids meanwhile.
     pub async fn add(&mut self, batch: &Batch) -> Result<(), LoadError> {
         if batch.good.height() > 0 {
-            copy_good_rows(&self.tx, &batch.good).await?;
+            let copied =
+                copy_new_events(&self.tx, self.file_id, &self.file_name, &batch.good).await?;
+            self.counts.loaded += copied as i64;
+            self.counts.duplicate += batch.good.height() as i64 - copied as i64;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
         self.counts.total += batch.rows_total as i64;
         self.counts.rejected += batch.rejects.len() as i64;
-        self.staged += batch.good.height() as i64;
         Ok(())
     }
 
-    /// Moves the staged rows into events, purchases and hourly stats (new event ids only),
-    /// finishes the ledger row and commits. Returns the file's id and final counts.
-    pub async fn commit(mut self) -> Result<(i64, ledger::Counts), LoadError> {
-        let loaded: i64 = self
-            .tx
-            .query_one(UPSERT, &[&self.file_id, &self.file_name])
-            .await?
-            .get(0);
-        self.counts.loaded = loaded;
-        self.counts.duplicate = self.staged - loaded;
+    /// Derives purchases, hourly stats and analytics from the file's new events, finishes the
+    /// ledger row and commits. Returns the file's id and final counts.
+    pub async fn commit(self) -> Result<(i64, ledger::Counts), LoadError> {
+        if self.counts.loaded > 0 {
+            // The file's new events are read once and aggregated five ways; with the default
+            // 4 MB they would be written to disk and read back five times.
+            self.tx.batch_execute(DERIVE_WORK_MEM).await?;
+            self.tx.query_one(DERIVE, &[&self.file_id]).await?;
+        }
         ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
         self.tx.commit().await?;
         Ok((self.file_id, self.counts))
@@ -340,53 +345,94 @@ impl<'a> FileLoad<'a> {
     }
 }
 
-/// Text columns of the staging table, in COPY order after line, event_id, event_time, quantity.
-const TEXT_COLUMNS: [&str; 10] = [
+/// Text columns of the COPY, in order after the typed ones.
+const TEXT_COLUMNS: [&str; 7] = [
     "user_id",
     "session_id",
     "event_type",
     "product_id",
     "product_category",
-    "product_price",
-    "total_amount",
     "device",
     "country",
-    EXTRA,
 ];
 
-async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, LoadError> {
-    let sink = tx.copy_in(COPY_STAGING).await?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &STAGING_TYPES));
-    let lines = good.column(LINE)?.cast(&DataType::Int64)?.i64()?.clone();
+/// COPYs the rows of `good` whose event id is new (not loaded before, not earlier in the
+/// chunk: the first line wins) into `streaming.events`; returns how many.
+async fn copy_new_events(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    file_name: &str,
+    good: &DataFrame,
+) -> Result<u64, LoadError> {
+    // The rules admitted only UUIDs, so no id is missing here.
+    let ids: Vec<Option<Uuid>> = good
+        .column("event_id")?
+        .str()?
+        .iter()
+        .map(|id| id.and_then(|s| Uuid::parse_str(s).ok()))
+        .collect();
+    let mut unique: Vec<Uuid> = ids.iter().flatten().copied().collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut seen: HashSet<Uuid> = tx
+        .query(KNOWN_IDS, &[&unique])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+
     let times = good.column(TIME)?.datetime()?.phys.clone();
     let quantities = good.column(QUANTITY)?.i64()?.clone();
-    let ids = good.column("event_id")?.str()?.clone();
+    let prices = good.column("product_price")?.str()?.clone();
+    let totals = good.column("total_amount")?.str()?.clone();
+    let extras = good.column(EXTRA)?.str()?.clone();
     let mut texts = Vec::with_capacity(TEXT_COLUMNS.len());
     for name in TEXT_COLUMNS {
         texts.push(good.column(name)?.str()?.clone());
     }
     let mut text_iters: Vec<_> = texts.iter().map(|c| c.iter()).collect();
-    let rows = lines
+    let rows = ids
         .iter()
-        .zip(ids.iter())
         .zip(times.iter())
-        .zip(quantities.iter());
-    for (((line, id), time), quantity) in rows {
+        .zip(quantities.iter())
+        .zip(prices.iter())
+        .zip(totals.iter())
+        .zip(extras.iter());
+
+    let sink = tx.copy_in(COPY_EVENTS).await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &COPY_EVENTS_TYPES));
+    for (((((id, time), quantity), price), total), extra) in rows {
         let mut v: [Option<&str>; TEXT_COLUMNS.len()] = [None; TEXT_COLUMNS.len()];
         for (slot, it) in v.iter_mut().zip(text_iters.iter_mut()) {
             *slot = it.next().flatten();
         }
+        // A repeated id: loaded before, or earlier in this file (`insert` is false).
+        let Some(id) = id.filter(|id| seen.insert(*id)) else {
+            continue;
+        };
         let time: Option<DateTime<Utc>> = time.and_then(DateTime::from_timestamp_micros);
         // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
-        let event_id = id.and_then(|s| uuid::Uuid::parse_str(s).ok());
-        let row: [&(dyn ToSql + Sync); 14] = [
-            &line, &event_id, &time, &quantity, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-            &v[7], &v[8], &v[9],
+        let price = price.map(Decimal);
+        let total = total.map(Decimal);
+        let extra = extra.map(JsonText);
+        let row: [&(dyn ToSql + Sync); 15] = [
+            &id, &time, &quantity, &price, &total, &extra, &file_id, &file_name, &v[0], &v[1],
+            &v[2], &v[3], &v[4], &v[5], &v[6],
         ];
-        writer.as_mut().write(&row).await?;
+        writer.as_mut().write(&row).await.map_err(conflict_or)?;
     }
-    Ok(writer.finish().await?)
+    writer.finish().await.map_err(conflict_or)
+}
+
+/// A unique violation while inserting events means another watcher committed some of the same
+/// event ids after this chunk's lookup: the file is read again, and then they count as duplicates.
+fn conflict_or(e: tokio_postgres::Error) -> LoadError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        LoadError::Conflict(e)
+    } else {
+        e.into()
+    }
 }
 
 async fn copy_rejected_rows(

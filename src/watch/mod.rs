@@ -7,10 +7,12 @@
 mod ingest;
 mod relay;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::{mpsc, watch};
@@ -74,6 +76,8 @@ struct Watcher {
     landing: LandingDir,
     client: Client,
     mirror: Option<KafkaMirror>,
+    /// The lead worker alone drains the mirror backlog, so that no file is relayed twice at once.
+    lead: bool,
     stats: RunStats,
 }
 
@@ -100,53 +104,102 @@ pub async fn run(
         }
     };
     postgres::migrate(&mut client).await?;
-    let mirror = match &settings.kafka_brokers {
+    match &settings.kafka_brokers {
         Some(brokers) => {
             info!(brokers = %brokers, topic = %settings.kafka_topic, rejected_topic = %settings.kafka_rejected_topic, "Kafka mirror on.");
-            Some(KafkaMirror::new(brokers, settings.kafka_timeout)?)
         }
         None => {
             info!("Kafka mirror off (no KAFKA_BROKERS); loaded files stay in the mirror backlog.");
-            None
         }
-    };
-    let mut w = Watcher {
-        settings,
-        landing,
-        client,
-        mirror,
-        stats: RunStats::default(),
-    };
-    w.drain_mirror_backlog().await;
-    if w.settings.once {
-        w.ingest_once(&mut shutdown).await?;
+    }
+    // Workers share nothing but the landing directory: each has its own connection and
+    // producer, and file claims in Postgres keep them apart as they keep watcher processes apart.
+    let mut clients = vec![client];
+    for _ in 1..settings.workers {
+        clients.push(postgres::connect(&settings.database_url).await?);
+    }
+    let mut workers = Vec::with_capacity(clients.len());
+    for (index, client) in clients.into_iter().enumerate() {
+        workers.push(Watcher {
+            mirror: new_mirror(&settings)?,
+            settings: settings.clone(),
+            landing: landing.clone(),
+            client,
+            lead: index == 0,
+            stats: RunStats::default(),
+        });
+    }
+    workers[0].drain_mirror_backlog().await;
+    let runs = if settings.once {
+        let files = workers[0].scan()?;
+        info!(
+            files = files.len(),
+            workers = workers.len(),
+            "Ingesting the landing directory once."
+        );
+        let progress = Mutex::new(crate::progress::Progress::new("files", files.len() as u64));
+        let queue = Mutex::new(VecDeque::from(files));
+        let runs = join_all(
+            workers
+                .iter_mut()
+                .map(|w| w.ingest_once(&queue, &progress, shutdown.clone())),
+        )
+        .await;
+        progress.lock().unwrap_or_else(|e| e.into_inner()).finish();
+        workers[0].drain_mirror_backlog().await;
+        runs
     } else {
-        w.watch(&mut shutdown).await?;
+        join_all(workers.iter_mut().map(|w| w.watch(shutdown.clone()))).await
+    };
+    let mut stats = RunStats::default();
+    for w in &workers {
+        if let Some(mirror) = &w.mirror {
+            mirror.flush(Duration::from_secs(10));
+        }
+        stats.add(&w.stats);
     }
-    if let Some(mirror) = &w.mirror {
-        mirror.flush(Duration::from_secs(10));
-    }
-    w.stats.unmirrored_files = ledger::unmirrored(&w.client)
+    runs.into_iter().collect::<Result<(), WatchError>>()?;
+    stats.unmirrored_files = ledger::unmirrored(&workers[0].client)
         .await
         .map(|v| v.len() as u64)
         .unwrap_or(0);
-    w.stats.elapsed = started.elapsed();
-    Ok(w.stats)
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
+fn new_mirror(settings: &WatchSettings) -> Result<Option<KafkaMirror>, MirrorError> {
+    settings
+        .kafka_brokers
+        .as_deref()
+        .map(|brokers| KafkaMirror::new(brokers, settings.kafka_timeout))
+        .transpose()
+}
+
+impl RunStats {
+    fn add(&mut self, other: &RunStats) {
+        self.files_loaded += other.files_loaded;
+        self.files_duplicate += other.files_duplicate;
+        self.files_rejected += other.files_rejected;
+        self.rows_total += other.rows_total;
+        self.rows_loaded += other.rows_loaded;
+        self.rows_rejected += other.rows_rejected;
+        self.rows_duplicate += other.rows_duplicate;
+    }
 }
 
 impl Watcher {
-    /// Batch mode: every candidate now present, each once it is complete, then return.
+    /// Batch mode: takes files from the shared queue, each once it is complete, until none is
+    /// left.
     async fn ingest_once(
         &mut self,
-        shutdown: &mut watch::Receiver<bool>,
+        queue: &Mutex<VecDeque<PathBuf>>,
+        progress: &Mutex<crate::progress::Progress>,
+        mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), WatchError> {
-        let files = self.scan()?;
-        info!(files = files.len(), "Ingesting the landing directory once.");
-        let mut progress = crate::progress::Progress::new("files", files.len() as u64);
-        for path in files {
+        while let Some(path) = next_file(queue) {
             let mut delay = Duration::from_millis(500);
             loop {
-                if *shutdown.borrow() {
+                if *shutdown.borrow_and_update() {
                     return Ok(());
                 }
                 let admission = match self.admission(&path) {
@@ -169,10 +222,8 @@ impl Watcher {
                     }
                 }
             }
-            progress.inc();
+            progress.lock().unwrap_or_else(|e| e.into_inner()).inc();
         }
-        progress.finish();
-        self.drain_mirror_backlog().await;
         Ok(())
     }
 
@@ -190,7 +241,7 @@ impl Watcher {
     }
 
     /// Service mode: notify events, a periodic rescan, and retries, until shutdown.
-    async fn watch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), WatchError> {
+    async fn watch(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), WatchError> {
         let (tx, mut events) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |res| {
             let _ = tx.send(res);
@@ -217,7 +268,9 @@ impl Watcher {
                     for path in self.scan()? {
                         pending.entry(path).or_insert_with(|| Pending::new(None));
                     }
-                    self.drain_mirror_backlog().await;
+                    if self.lead {
+                        self.drain_mirror_backlog().await;
+                    }
                 }
                 _ = sleep_until(next_due) => {}
             }
@@ -357,6 +410,10 @@ impl Pending {
             delay: Duration::from_millis(250),
         }
     }
+}
+
+fn next_file(queue: &Mutex<VecDeque<PathBuf>>) -> Option<PathBuf> {
+    queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
 }
 
 async fn sleep_until(due: Option<Instant>) {

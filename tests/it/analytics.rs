@@ -284,3 +284,95 @@ async fn snapshot(pg: &Client) -> (i64, String, String, String) {
         text(pg.query_one(&digest(KPIS), &[]).await.unwrap()),
     )
 }
+
+/// Totals of the ledger (per-file attribution of duplicates depends on which file commits
+/// first; the totals do not) and a digest of every event and hourly stat.
+async fn totals(pg: &Client) -> (String, String, String) {
+    (
+        one_text(
+            pg,
+            "SELECT concat_ws(' ', count(*) FILTER (WHERE status = 'loaded'), count(*), \
+              sum(rows_total), sum(rows_loaded), sum(rows_rejected), sum(rows_duplicate)) \
+              FROM streaming.ingest_files",
+        )
+        .await,
+        one_text(
+            pg,
+            "SELECT md5(string_agg(concat_ws(',', event_id, event_time, user_id, session_id, \
+              event_type, product_id, product_category, product_price, quantity, total_amount, \
+              device, country), '|' ORDER BY event_id)) FROM streaming.events",
+        )
+        .await,
+        one_text(
+            pg,
+            "SELECT md5(string_agg(concat_ws(',', hour, event_type, product_category, \
+              event_count, quantity, revenue), '|' ORDER BY hour, event_type, product_category)) \
+              FROM streaming.event_stats_hourly",
+        )
+        .await,
+    )
+}
+
+async fn one_text(pg: &Client, sql: &str) -> String {
+    pg.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Four workers of one watcher load files whose event ids overlap, all at once: the result is
+/// the one a single worker gets, and every derived table equals its recompute.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_workers_on_overlapping_files_end_as_one_worker_does() {
+    let source = tempfile::tempdir().unwrap();
+    generate(
+        source.path(),
+        12,
+        500,
+        43,
+        &["--duplicate-fraction", "0.03", "--invalid-fraction", "0.01"],
+    );
+    // Each overlap file repeats the second half of one file and the first half of the next.
+    let mut names: Vec<_> = std::fs::read_dir(source.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let lines: Vec<Vec<String>> = names
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines().skip(1).map(str::to_string).collect()
+        })
+        .collect();
+    for (i, pair) in lines.windows(2).enumerate() {
+        let mut text = shopstream::schema::header_line() + "\n";
+        for line in pair[0][250..].iter().chain(&pair[1][..250]) {
+            text += line;
+            text += "\n";
+        }
+        std::fs::write(source.path().join(format!("overlap-{i:02}.csv")), text).unwrap();
+    }
+
+    let mut results = Vec::new();
+    for workers in ["1", "4"] {
+        let db = TestDb::new().await;
+        let landing = tempfile::tempdir().unwrap();
+        for path in std::fs::read_dir(source.path()).unwrap() {
+            let path = path.unwrap().path();
+            std::fs::copy(&path, landing.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let out = watch_once_with(landing.path(), &db, None, &["--workers", workers]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        eprintln!(
+            "{workers} worker(s): {} retries after concurrent loads of the same ids",
+            log.matches("another watcher loaded some of these event ids")
+                .count()
+        );
+        let pg = db.client().await;
+        assert_eq!(csv_count(landing.path()), 0, "every file moved on");
+        assert_eq!(stats_mismatches(&pg).await, 0);
+        assert_eq!(analytics_mismatches(&pg).await, 0);
+        results.push((totals(&pg).await, snapshot(&pg).await));
+    }
+    let loaded_files = results[0].0 .0.split(' ').next().unwrap().to_string();
+    assert_eq!(loaded_files, "23", "all 23 files loaded with one worker");
+    assert_eq!(results[0], results[1], "four workers end where one does");
+}

@@ -19,8 +19,9 @@ fn spawn_watcher(landing: &Path, db: &TestDb, topic: &str) -> Child {
         .arg(landing)
         // Every file is renamed into place by the feeder, so none needs to settle. A settle wait
         // would let a file found by a restart's scan be overtaken by one announced by rename,
-        // which changes which of two files counts a shared event as its duplicate.
-        .args(["--settle-ms", "0", "--rescan-secs", "1"])
+        // which changes which of two files counts a shared event as its duplicate. Parallel
+        // workers would do the same, so both runs load one file at a time.
+        .args(["--settle-ms", "0", "--rescan-secs", "1", "--workers", "1"])
         .env("DATABASE_URL", &db.url)
         .env("KAFKA_BROKERS", kafka_brokers())
         .env("KAFKA_TOPIC", topic)
@@ -74,7 +75,7 @@ async fn kill_9_at_random_moments_leaves_every_table_as_a_clean_run_would() {
     let clean_db = TestDb::new().await;
     let clean_landing = tempfile::tempdir().unwrap();
     copy_dir(source.path(), clean_landing.path());
-    watch_once(clean_landing.path(), &clean_db, None);
+    watch_once_with(clean_landing.path(), &clean_db, None, &["--workers", "1"]);
 
     // The chaos run: files stream in while the watcher is killed with SIGKILL again and again.
     let db = TestDb::new().await;
