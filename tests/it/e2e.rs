@@ -281,3 +281,43 @@ async fn snapshot(pg: &tokio_postgres::Client) -> (i64, i64, i64, i64) {
         .await,
     )
 }
+
+/// Prices and amounts travel in numeric's binary form, encoded by shopstream itself: every shape
+/// the contract admits must arrive as the very value (and scale) PostgreSQL reads from the text.
+#[tokio::test(flavor = "multi_thread")]
+async fn decimals_sent_in_binary_equal_the_servers_reading_of_the_text() {
+    use shopstream::sink::binary::Decimal;
+    let db = TestDb::new().await;
+    let pg = db.client().await;
+    let samples = [
+        "0",
+        "0.00",
+        "-0",
+        "+7",
+        "1",
+        "19.99",
+        "-12.50",
+        "10000",
+        "9999.9999",
+        "0.0001",
+        "0.00005",
+        "007.10",
+        "123456789012345678901234567890.123456789",
+        "100000000",
+        "-0.5",
+        "99999999999999999999",
+        "1.000000000000000000001",
+    ];
+    for text in samples {
+        let row = pg
+            .query_one(
+                "SELECT $1::numeric::text, $2::text::numeric::text",
+                &[&Decimal(text), &text],
+            )
+            .await
+            .unwrap();
+        let (sent, read): (String, String) = (row.get(0), row.get(1));
+        assert_eq!(sent, read, "{text}");
+    }
+    db.cleanup().await;
+}
