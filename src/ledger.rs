@@ -136,21 +136,18 @@ pub async fn unmirrored(client: &impl GenericClient) -> Result<Vec<i64>, tokio_p
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The events a file loaded, streamed as rows of (key = user_id, JSON payload with the
-/// contract's fields), so that a file of millions of events is never held in memory.
+/// The events a file loaded, streamed as rows of the contract's columns in contract order
+/// (decimals as text, to keep their scale), so that a file of millions of events is never held
+/// in memory.
 pub async fn outbox_events(
     client: &impl GenericClient,
     file_id: i64,
 ) -> Result<RowStream, tokio_postgres::Error> {
     client
         .query_raw(
-            "SELECT user_id, json_build_object(
-                 'event_id', event_id,
-                 'event_time', to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                 'user_id', user_id, 'session_id', session_id, 'event_type', event_type,
-                 'product_id', product_id, 'product_category', product_category,
-                 'product_price', product_price, 'quantity', quantity,
-                 'total_amount', total_amount, 'device', device, 'country', country)::text
+            "SELECT event_id, event_time, user_id, session_id, event_type, product_id,
+                 product_category, product_price::text, quantity, total_amount::text, device,
+                 country
              FROM streaming.events WHERE file_id = $1",
             [file_id],
         )
