@@ -6,13 +6,15 @@
 
 use std::collections::HashSet;
 use std::pin::pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
+use futures_util::SinkExt;
 use polars::prelude::*;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Transaction};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -150,11 +152,11 @@ pub async fn migrate(client: &mut Client) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Good rows go straight into `streaming.events` (binary COPY: the server's fastest insert path);
-/// typed columns first, then every text column in `TEXT_COLUMNS` order.
+/// Good rows go straight into `streaming.events` (binary COPY: the server's fastest insert path):
+/// typed columns first, then every text column in `TEXT_COLUMNS` order, then `file_id`.
 const COPY_EVENTS: &str = "COPY streaming.events (event_id, event_time, quantity, \
-    product_price, total_amount, extra, file_id, source_file, user_id, session_id, event_type, \
-    product_id, product_category, device, country) FROM STDIN (FORMAT binary)";
+    product_price, total_amount, extra, source_file, user_id, session_id, event_type, \
+    product_id, product_category, device, country, file_id) FROM STDIN (FORMAT binary)";
 
 const COPY_EVENTS_TYPES: [Type; 15] = [
     Type::UUID,
@@ -163,15 +165,15 @@ const COPY_EVENTS_TYPES: [Type; 15] = [
     Type::NUMERIC,
     Type::NUMERIC,
     Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
     Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
 ];
 
 /// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
@@ -271,8 +273,22 @@ pub enum Begun<'a> {
 pub struct FileLoad<'a> {
     tx: Transaction<'a>,
     file_id: i64,
-    file_name: String,
     counts: ledger::Counts,
+    spent: Spent,
+}
+
+/// Where a file's load spent its time in Postgres: logged with each file, summed by
+/// `scripts/bench`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spent {
+    /// Looking up which event ids are loaded already.
+    pub lookup: Duration,
+    /// COPY of new events and rejected rows.
+    pub copy: Duration,
+    /// Purchases, hourly stats and analytics from the new events.
+    pub derive: Duration,
+    /// Ledger row finished, and the commit (its WAL flush).
+    pub commit: Duration,
 }
 
 impl<'a> FileLoad<'a> {
@@ -289,8 +305,8 @@ impl<'a> FileLoad<'a> {
             Ok(file_id) => Ok(Begun::Started(FileLoad {
                 tx,
                 file_id,
-                file_name: file.file_name.clone(),
                 counts: ledger::Counts::default(),
+                spent: Spent::default(),
             })),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
@@ -311,12 +327,11 @@ impl<'a> FileLoad<'a> {
     ///
     /// # Errors
     /// `Conflict` when another transaction committed one of these event ids meanwhile.
-    pub async fn add(&mut self, batch: &Batch) -> Result<(), LoadError> {
-        if batch.good.height() > 0 {
-            let copied =
-                copy_new_events(&self.tx, self.file_id, &self.file_name, &batch.good).await?;
+    pub async fn add(&mut self, batch: &Batch, events: &EncodedEvents) -> Result<(), LoadError> {
+        if !events.is_empty() {
+            let copied = copy_new_events(&self.tx, self.file_id, events, &mut self.spent).await?;
             self.counts.loaded += copied as i64;
-            self.counts.duplicate += batch.good.height() as i64 - copied as i64;
+            self.counts.duplicate += events.len() as i64 - copied as i64;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
         self.counts.total += batch.rows_total as i64;
@@ -325,17 +340,21 @@ impl<'a> FileLoad<'a> {
     }
 
     /// Derives purchases, hourly stats and analytics from the file's new events, finishes the
-    /// ledger row and commits. Returns the file's id and final counts.
-    pub async fn commit(self) -> Result<(i64, ledger::Counts), LoadError> {
+    /// ledger row and commits. Returns the file's id, final counts and where the time went.
+    pub async fn commit(mut self) -> Result<(i64, ledger::Counts, Spent), LoadError> {
+        let started = Instant::now();
         if self.counts.loaded > 0 {
             // The file's new events are read once and aggregated five ways; with the default
             // 4 MB they would be written to disk and read back five times.
             self.tx.batch_execute(DERIVE_WORK_MEM).await?;
             self.tx.query_one(DERIVE, &[&self.file_id]).await?;
         }
+        self.spent.derive = started.elapsed();
+        let started = Instant::now();
         ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
         self.tx.commit().await?;
-        Ok((self.file_id, self.counts))
+        self.spent.commit = started.elapsed();
+        Ok((self.file_id, self.counts, self.spent))
     }
 
     /// Abandons the load; nothing of it stays.
@@ -356,36 +375,33 @@ const TEXT_COLUMNS: [&str; 7] = [
     "country",
 ];
 
-/// COPYs the rows of `good` whose event id is new (not loaded before, not earlier in the
-/// chunk: the first line wins) into `streaming.events`; returns how many.
-async fn copy_new_events(
-    tx: &Transaction<'_>,
-    file_id: i64,
-    file_name: &str,
-    good: &DataFrame,
-) -> Result<u64, LoadError> {
-    // The rules admitted only UUIDs, so no id is missing here.
-    let ids: Vec<Option<Uuid>> = good
-        .column("event_id")?
-        .str()?
-        .iter()
-        .map(|id| id.and_then(|s| Uuid::parse_str(s).ok()))
-        .collect();
-    let mut unique: Vec<Uuid> = ids.iter().flatten().copied().collect();
-    unique.sort_unstable();
-    unique.dedup();
-    let mut seen: HashSet<Uuid> = tx
-        .query(KNOWN_IDS, &[&unique])
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+/// A chunk's good rows as binary COPY tuples for `streaming.events`. Encoded on the reader's
+/// thread, off the connection's path, so that loading only looks up ids and moves bytes.
+pub struct EncodedEvents {
+    ids: Vec<Uuid>,
+    /// Every row's tuple but its last field, `file_id`, which exists once the ledger row does.
+    tuples: Bytes,
+    ends: Vec<usize>,
+}
 
+impl EncodedEvents {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Encodes the good rows of one chunk (the frame the transform produced) for COPY_EVENTS.
+pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvents, LoadError> {
     let times = good.column(TIME)?.datetime()?.phys.clone();
     let quantities = good.column(QUANTITY)?.i64()?.clone();
     let prices = good.column("product_price")?.str()?.clone();
     let totals = good.column("total_amount")?.str()?.clone();
     let extras = good.column(EXTRA)?.str()?.clone();
+    let ids = good.column("event_id")?.str()?.clone();
     let mut texts = Vec::with_capacity(TEXT_COLUMNS.len());
     for name in TEXT_COLUMNS {
         texts.push(good.column(name)?.str()?.clone());
@@ -399,30 +415,103 @@ async fn copy_new_events(
         .zip(totals.iter())
         .zip(extras.iter());
 
-    let sink = tx.copy_in(COPY_EVENTS).await?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &COPY_EVENTS_TYPES));
+    let mut encoded = EncodedEvents {
+        ids: Vec::with_capacity(good.height()),
+        tuples: Bytes::new(),
+        ends: Vec::with_capacity(good.height()),
+    };
+    let mut out = BytesMut::with_capacity(good.height() * 200);
     for (((((id, time), quantity), price), total), extra) in rows {
-        let mut v: [Option<&str>; TEXT_COLUMNS.len()] = [None; TEXT_COLUMNS.len()];
-        for (slot, it) in v.iter_mut().zip(text_iters.iter_mut()) {
-            *slot = it.next().flatten();
-        }
-        // A repeated id: loaded before, or earlier in this file (`insert` is false).
-        let Some(id) = id.filter(|id| seen.insert(*id)) else {
-            continue;
-        };
+        // The rules admitted only UUIDs; anything else here is a bug, not a duplicate.
+        let id = id.and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(
+            || polars_err!(ComputeError: "an event id is not a UUID after validation"),
+        )?;
         let time: Option<DateTime<Utc>> = time.and_then(DateTime::from_timestamp_micros);
         // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
-        let price = price.map(Decimal);
-        let total = total.map(Decimal);
-        let extra = extra.map(JsonText);
-        let row: [&(dyn ToSql + Sync); 15] = [
-            &id, &time, &quantity, &price, &total, &extra, &file_id, &file_name, &v[0], &v[1],
-            &v[2], &v[3], &v[4], &v[5], &v[6],
-        ];
-        writer.as_mut().write(&row).await.map_err(conflict_or)?;
+        out.put_i16(COPY_EVENTS_TYPES.len() as i16);
+        put_field(&mut out, &id, &Type::UUID)?;
+        put_field(&mut out, &time, &Type::TIMESTAMPTZ)?;
+        put_field(&mut out, &quantity, &Type::INT4)?;
+        put_field(&mut out, &price.map(Decimal), &Type::NUMERIC)?;
+        put_field(&mut out, &total.map(Decimal), &Type::NUMERIC)?;
+        put_field(&mut out, &extra.map(JsonText), &Type::JSONB)?;
+        put_field(&mut out, &source_file, &Type::TEXT)?;
+        for it in text_iters.iter_mut() {
+            put_field(&mut out, &it.next().flatten(), &Type::TEXT)?;
+        }
+        encoded.ids.push(id);
+        encoded.ends.push(out.len());
     }
-    writer.finish().await.map_err(conflict_or)
+    encoded.tuples = out.freeze();
+    Ok(encoded)
+}
+
+/// One field of a binary COPY tuple: its length (-1 for NULL), then its bytes.
+fn put_field(out: &mut BytesMut, value: &(dyn ToSql + Sync), ty: &Type) -> Result<(), LoadError> {
+    let at = out.len();
+    out.put_i32(0);
+    let written = value
+        .to_sql_checked(ty, out)
+        .map_err(|e| polars_err!(ComputeError: "cannot encode a {ty} value: {e}"))?;
+    let len = match written {
+        IsNull::Yes => -1,
+        IsNull::No => (out.len() - at - 4) as i32,
+    };
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Binary COPY's fixed header: signature, flags, header extension length.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The sink is fed in pieces of about this size.
+const SEND_BYTES: usize = 256 << 10;
+
+/// COPYs the rows whose event id is new (not loaded before, not earlier in the chunk: the
+/// first line wins) into `streaming.events`; returns how many.
+async fn copy_new_events(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    events: &EncodedEvents,
+    spent: &mut Spent,
+) -> Result<u64, LoadError> {
+    let mut unique = events.ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let started = Instant::now();
+    let mut seen: HashSet<Uuid> = tx
+        .query(KNOWN_IDS, &[&unique])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    spent.lookup += started.elapsed();
+
+    let started = Instant::now();
+    let sink = tx.copy_in(COPY_EVENTS).await?;
+    let mut sink = pin!(sink);
+    let mut buf = BytesMut::with_capacity(SEND_BYTES + 4096);
+    buf.put_slice(COPY_HEADER);
+    let mut start = 0;
+    for (id, &end) in events.ids.iter().zip(&events.ends) {
+        let tuple = &events.tuples[start..end];
+        start = end;
+        // A repeated id: loaded before, or earlier in this file (`insert` is false).
+        if !seen.insert(*id) {
+            continue;
+        }
+        buf.put_slice(tuple);
+        buf.put_i32(8);
+        buf.put_i64(file_id);
+        if buf.len() >= SEND_BYTES {
+            sink.send(buf.split().freeze()).await.map_err(conflict_or)?;
+        }
+    }
+    buf.put_i16(-1);
+    sink.send(buf.split().freeze()).await.map_err(conflict_or)?;
+    let copied = sink.as_mut().finish().await.map_err(conflict_or)?;
+    spent.copy += started.elapsed();
+    Ok(copied)
 }
 
 /// A unique violation while inserting events means another watcher committed some of the same

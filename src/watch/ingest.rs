@@ -12,13 +12,14 @@ use tracing::{error, info, instrument, warn};
 use super::{Outcome, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
 use crate::ledger::{self, Counts, FileRecord, LoadedFile};
-use crate::sink::postgres::{Begun, FileLoad, LoadError};
+use crate::sink::postgres::{self, Begun, EncodedEvents, FileLoad, LoadError, Spent};
 use crate::transform::{self, Batch, FileError, FileReader, Header, Limits};
 
-/// What the reader thread sends: the header first, then the row chunks.
+/// What the reader thread sends: the header first, then the row chunks, each with its good
+/// rows already encoded for the COPY.
 enum Read {
     Header(Header),
-    Rows(Batch),
+    Rows(Batch, Result<EncodedEvents, LoadError>),
 }
 
 /// How streaming a file into its transaction ended.
@@ -26,6 +27,7 @@ enum Streamed {
     Committed {
         file_id: i64,
         counts: Counts,
+        spent: Spent,
     },
     /// The file is unusable as a whole; nothing was written.
     FileError(FileError),
@@ -119,7 +121,7 @@ impl Watcher {
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
             Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
-            Some(Ok(Read::Rows(_))) | None => {
+            Some(Ok(Read::Rows(..))) | None => {
                 return Outcome::Retry(format!(
                     "the reader stopped early: {:?}",
                     reader.await.err()
@@ -147,11 +149,15 @@ impl Watcher {
             Err(e) => return self.reject_file(path, file, &e.to_string()).await,
         };
         match streamed {
-            Streamed::Committed { file_id, counts } => {
+            Streamed::Committed {
+                file_id,
+                counts,
+                spent,
+            } => {
                 if let Err(e) = rejects.finish() {
                     warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
                 }
-                self.loaded(path, file, file_id, counts).await
+                self.loaded(path, file, file_id, counts, spent).await
             }
             Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
             Streamed::TooManyRejects(c) => {
@@ -186,6 +192,7 @@ impl Watcher {
         file: &FileRecord,
         file_id: i64,
         counts: Counts,
+        spent: Spent,
     ) -> Outcome {
         self.stats.rows_total += counts.total as u64;
         self.stats.rows_loaded += counts.loaded as u64;
@@ -220,6 +227,10 @@ impl Watcher {
             loaded = counts.loaded,
             rejected = counts.rejected,
             duplicate = counts.duplicate,
+            lookup_ms = spent.lookup.as_millis() as u64,
+            copy_ms = spent.copy.as_millis() as u64,
+            derive_ms = spent.derive.as_millis() as u64,
+            commit_ms = spent.commit.as_millis() as u64,
             "File loaded."
         );
         self.mirror_file(file_id).await;
@@ -312,15 +323,15 @@ async fn stream_into_postgres(
         Begun::SameContent => return Ok(Streamed::SameContent),
     };
     while let Some(read) = rx.recv().await {
-        let batch = match read {
-            Ok(Read::Rows(batch)) => batch,
+        let (batch, events) = match read {
+            Ok(Read::Rows(batch, events)) => (batch, events),
             Ok(Read::Header(_)) => continue,
             Err(e) => {
                 load.rollback().await?;
                 return Ok(Streamed::FileError(e));
             }
         };
-        load.add(&batch).await?;
+        load.add(&batch, &events?).await?;
         let lines = transform::rejects_csv_lines(&batch.rejects, delimiter);
         if let Err(e) = rejects.append(&lines) {
             warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
@@ -335,12 +346,21 @@ async fn stream_into_postgres(
         load.rollback().await?;
         return Ok(Streamed::TooManyRejects(c));
     }
-    let (file_id, counts) = load.commit().await?;
-    Ok(Streamed::Committed { file_id, counts })
+    let (file_id, counts, spent) = load.commit().await?;
+    Ok(Streamed::Committed {
+        file_id,
+        counts,
+        spent,
+    })
 }
 
 /// The reader thread: header, then chunks, then it ends; stops early when the loader hangs up.
 fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileError>>) {
+    let source_file = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let reader = std::fs::File::open(&path)
         .map_err(FileError::from)
         .and_then(|f| FileReader::open(f, limits));
@@ -359,7 +379,10 @@ fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileEr
     }
     loop {
         let next = match reader.next_batch() {
-            Ok(Some(batch)) => Ok(Read::Rows(batch)),
+            Ok(Some(batch)) => {
+                let events = postgres::encode_events(&batch.good, &source_file);
+                Ok(Read::Rows(batch, events))
+            }
             Ok(None) => return,
             Err(e) => Err(e),
         };
