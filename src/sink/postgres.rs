@@ -15,6 +15,7 @@ use tokio_postgres::{Client, NoTls, Transaction};
 use tracing::{debug, warn};
 
 use crate::ledger::{self, FileRecord};
+use crate::schema::KEPT_COLUMNS;
 use crate::transform::{Batch, RejectedRow, EXTRA, LINE, QUANTITY, TIME};
 
 mod embedded {
@@ -147,15 +148,15 @@ CREATE TEMP TABLE IF NOT EXISTS staging_events (
     line bigint, event_id uuid, event_time timestamptz, user_id text, session_id text,
     event_type text, product_id text, product_category text, product_price text,
     quantity integer, total_amount text, device text, country text,
-    extra text
+    extra text, brand text, category_id text, category_code text
 ) ON COMMIT DELETE ROWS";
 
 /// Typed columns first, then every text column in `TEXT_COLUMNS` order.
 const COPY_STAGING: &str = "COPY staging_events (line, event_id, event_time, quantity, user_id, \
     session_id, event_type, product_id, product_category, product_price, total_amount, device, \
-    country, extra) FROM STDIN (FORMAT binary)";
+    country, extra, brand, category_id, category_code) FROM STDIN (FORMAT binary)";
 
-const STAGING_TYPES: [Type; 14] = [
+const STAGING_TYPES: [Type; 17] = [
     Type::INT8,
     Type::UUID,
     Type::TIMESTAMPTZ,
@@ -170,6 +171,9 @@ const STAGING_TYPES: [Type; 14] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT, // extra: JSON object text, cast to jsonb by UPSERT
+    Type::TEXT, // brand
+    Type::TEXT, // category_id: digits checked to fit bigint, cast by UPSERT
+    Type::TEXT, // category_code
 ];
 
 /// New events only (ON CONFLICT DO NOTHING), and purchases, hourly stats and the analytics
@@ -180,10 +184,10 @@ const UPSERT: &str = "
 WITH fresh AS (
     INSERT INTO streaming.events (event_id, event_time, user_id, session_id, event_type, product_id,
         product_category, product_price, quantity, total_amount, device, country, file_id, source_file,
-        extra)
+        extra, brand, category_id, category_code)
     SELECT DISTINCT ON (event_id) event_id, event_time, user_id, session_id, event_type, product_id,
         product_category, product_price::numeric, quantity, total_amount::numeric, device, country, $1, $2,
-        extra::jsonb
+        extra::jsonb, brand, category_id::bigint, category_code
     FROM staging_events
     ORDER BY event_id, line
     ON CONFLICT (event_id) DO NOTHING
@@ -341,7 +345,7 @@ impl<'a> FileLoad<'a> {
 }
 
 /// Text columns of the staging table, in COPY order after line, event_id, event_time, quantity.
-const TEXT_COLUMNS: [&str; 10] = [
+const TEXT_COLUMNS: [&str; 13] = [
     "user_id",
     "session_id",
     "event_type",
@@ -352,6 +356,9 @@ const TEXT_COLUMNS: [&str; 10] = [
     "device",
     "country",
     EXTRA,
+    KEPT_COLUMNS[0],
+    KEPT_COLUMNS[1],
+    KEPT_COLUMNS[2],
 ];
 
 async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, LoadError> {
@@ -380,9 +387,9 @@ async fn copy_good_rows(tx: &Transaction<'_>, good: &DataFrame) -> Result<u64, L
         // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
         let event_id = id.and_then(|s| uuid::Uuid::parse_str(s).ok());
-        let row: [&(dyn ToSql + Sync); 14] = [
+        let row: [&(dyn ToSql + Sync); 17] = [
             &line, &event_id, &time, &quantity, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-            &v[7], &v[8], &v[9],
+            &v[7], &v[8], &v[9], &v[10], &v[11], &v[12],
         ];
         writer.as_mut().write(&row).await?;
     }
