@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::schema::{self, COLUMNS, KEPT_COLUMNS};
+use crate::schema::{COLUMNS, KEPT_COLUMNS};
 pub use extra::{ExtraColumn, EXTRA};
 use mapping::Plan;
 pub use mapping::EVENT_ID_NAMESPACE;
@@ -657,6 +657,7 @@ pub fn rejects_csv_lines(rejects: &[RejectedRow], delimiter: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema;
 
     const GOOD: &str = "4f9c1e2a-8a4b-4c4e-9d2f-0a1b2c3d4e5f,2026-11-01T10:30:00.123456Z,u1,s1,view,p1,books,9.99,1,,mobile,DE";
 
