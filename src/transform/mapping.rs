@@ -540,6 +540,32 @@ mod tests {
     }
 
     #[test]
+    fn mapping_works_per_chunk_and_does_not_depend_on_chunking() {
+        let rows: Vec<String> = (0..3_000)
+            .map(|i| VIEW.replace("535871217", &format!("{}", 500_000_000 + i)))
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let text = rees46(&refs);
+        let read = |chunk: usize| {
+            let reader = crate::transform::FileReader::open(text.as_bytes(), Default::default());
+            let mut reader = reader.unwrap().with_chunk_bytes(chunk);
+            let mut ids = Vec::new();
+            let mut batches = 0;
+            while let Some(batch) = reader.next_batch().unwrap() {
+                batches += 1;
+                ids.extend(strings(&batch, "event_id"));
+            }
+            (batches, ids)
+        };
+        let (one_batch, whole) = read(1 << 20);
+        let (many, chunked) = read(4096);
+        assert_eq!(one_batch, 1);
+        assert!(many > 1, "{many} batches");
+        assert_eq!(whole.len(), 3_000);
+        assert_eq!(whole, chunked);
+    }
+
+    #[test]
     fn identical_rows_get_identical_ids() {
         let batch = one(&rees46(&[VIEW, VIEW]));
         let ids = strings(&batch, "event_id");
