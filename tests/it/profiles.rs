@@ -282,6 +282,18 @@ async fn semicolon_and_excel_resaved_rees46_files_load_and_excel_damage_is_rejec
     db.cleanup().await;
 }
 
+/// The README's full profile example, verbatim.
+fn readme_profile_example() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\n# Required.")
+        .expect("README has the example")
+        + 8;
+    let len = readme[start..].find("```").unwrap();
+    readme[start..start + len].to_string()
+}
+
 /// (event_time, event_type, product_category, quantity, total_amount, brand, country, extra)
 type LadenRow = (
     String,
@@ -300,6 +312,11 @@ async fn a_user_profile_from_the_profiles_dir_maps_its_layout() {
     let landing = tempfile::tempdir().unwrap();
     drop_fixture(landing.path(), "laden_export.csv", "laden.csv");
     let dir = fixture("user");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("laden.toml")).unwrap(),
+        readme_profile_example(),
+        "the fixture is the README's example"
+    );
     watch_once_with(
         landing.path(),
         &db,
