@@ -1,5 +1,6 @@
 //! Command-line and environment configuration of both binaries, parsed once into a settings
-//! struct. Each field's doc comment is its `--help` text. Parsing and validation do no I/O.
+//! struct. Each field's doc comment is its `--help` text. Parsing and validation do no I/O,
+//! except reading the user's source profile files, so that a broken one stops the start.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::generator::GenSettings;
+use crate::transform::{ProfileError, Profiles};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
 pub const DEFAULT_LANDING_DIR: &str = "landing";
@@ -80,6 +82,8 @@ pub enum ConfigError {
         value: String,
         source: std::net::AddrParseError,
     },
+    #[error("--profiles-dir: {0}")]
+    Profiles(#[from] ProfileError),
 }
 
 impl GenArgs {
@@ -184,6 +188,10 @@ pub struct WatchArgs {
     /// (per-file lifecycle). Empty or `off` turns it off. It serves even while Postgres is down.
     #[arg(long, env = "HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR, value_name = "HOST:PORT")]
     pub http_addr: String,
+    /// Directory of user source profiles (`*.toml`; README: Source profiles), read once at
+    /// start. The built-in profiles `native` and `rees46` are always known.
+    #[arg(long, env = "SHOPSTREAM_PROFILES_DIR", value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
 }
 
 /// Validated watcher settings.
@@ -205,6 +213,8 @@ pub struct WatchSettings {
     pub limits: crate::transform::Limits,
     /// Where the HTTP server listens; `None` when turned off.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Source profiles a file's header is matched against: built-ins, then the user's.
+    pub profiles: Profiles,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -220,6 +230,10 @@ impl std::fmt::Debug for WatchSettings {
             .field("marker_suffix", &self.marker_suffix)
             .field("max_reject_fraction", &self.max_reject_fraction)
             .field("http_addr", &self.http_addr)
+            .field(
+                "profiles",
+                &self.profiles.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -250,6 +264,7 @@ impl WatchArgs {
             })?),
         };
         let marker_suffix = self.marker_suffix.filter(|s| !s.is_empty());
+        let profiles = Profiles::load(self.profiles_dir.as_deref())?;
         let brokers = self.kafka_brokers.trim();
         Ok(WatchSettings {
             database_url: self.database_url,
@@ -269,6 +284,7 @@ impl WatchArgs {
                 max_line_bytes: self.max_line_bytes,
             },
             http_addr,
+            profiles,
         })
     }
 }
@@ -356,6 +372,31 @@ mod tests {
         assert_eq!(off.http_addr, None);
         let bad = WatchArgs::parse_from(["watch", "--http-addr", "localhost"]).validate();
         assert!(matches!(bad, Err(ConfigError::HttpAddr { .. })));
+    }
+
+    #[test]
+    fn a_broken_profile_file_stops_the_start_naming_file_and_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop.toml");
+        std::fs::write(&path, "name = \"shop\"\n[columns]\nevent_time = 3\n").unwrap();
+        let dir_arg = dir.path().to_str().unwrap();
+        let err = WatchArgs::parse_from(["watch", "--profiles-dir", dir_arg])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--profiles-dir: source profile "), "{err}");
+        assert!(err.contains("shop.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let missing = WatchArgs::parse_from(["watch", "--profiles-dir", "/nonexistent/profiles"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with(
+                "--profiles-dir: cannot read the profiles directory /nonexistent/profiles"
+            ),
+            "{missing}"
+        );
     }
 
     #[test]

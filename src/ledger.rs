@@ -15,6 +15,8 @@ pub struct FileRecord {
     pub started_at: DateTime<Utc>,
     /// What the ledger should note about the file, such as the extra columns it carried.
     pub notes: Option<String>,
+    /// The source profile its header chose; `None` when no profile fitted or it was not read.
+    pub profile: Option<String>,
 }
 
 /// Per-file row accounting: total = loaded + rejected + duplicate (a CHECK in the table).
@@ -64,8 +66,8 @@ pub async fn insert_loading(
     let row = tx
         .query_one(
             "INSERT INTO streaming.ingest_files \
-                 (file_name, size_bytes, sha256, status, admitted_by, started_at, notes) \
-             VALUES ($1, $2, $3, 'loaded', $4, $5, $6) RETURNING file_id",
+                 (file_name, size_bytes, sha256, status, admitted_by, started_at, notes, profile) \
+             VALUES ($1, $2, $3, 'loaded', $4, $5, $6, $7) RETURNING file_id",
             &[
                 &file.file_name,
                 &file.size_bytes,
@@ -73,6 +75,7 @@ pub async fn insert_loading(
                 &file.admitted_by,
                 &file.started_at,
                 &file.notes,
+                &file.profile,
             ],
         )
         .await?;
@@ -107,8 +110,9 @@ pub async fn record_unloaded(
     let row = client
         .query_one(
             "INSERT INTO streaming.ingest_files \
-                 (file_name, size_bytes, sha256, status, admitted_by, started_at, error, notes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING file_id",
+                 (file_name, size_bytes, sha256, status, admitted_by, started_at, error, notes, \
+                  profile) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING file_id",
             &[
                 &file.file_name,
                 &file.size_bytes,
@@ -118,6 +122,7 @@ pub async fn record_unloaded(
                 &file.started_at,
                 &error,
                 &file.notes,
+                &file.profile,
             ],
         )
         .await?;
@@ -137,7 +142,7 @@ pub async fn unmirrored(client: &impl GenericClient) -> Result<Vec<i64>, tokio_p
 }
 
 /// The events a file loaded, streamed as rows of the contract's columns in contract order
-/// (decimals as text, to keep their scale), so that a file of millions of events is never held
+/// and the kept source attributes (decimals and `category_id` as text, to keep their digits), so that a file of millions of events is never held
 /// in memory.
 pub async fn outbox_events(
     client: &impl GenericClient,
@@ -147,7 +152,7 @@ pub async fn outbox_events(
         .query_raw(
             "SELECT event_id, event_time, user_id, session_id, event_type, product_id,
                  product_category, product_price::text, quantity, total_amount::text, device,
-                 country
+                 country, brand, category_id::text, category_code
              FROM streaming.events WHERE file_id = $1",
             [file_id],
         )

@@ -1,6 +1,7 @@
 //! The native CSV contract of DESIGN.md: column names and order, event types, devices.
 //! Every other module asks this one what a column is called; none spells a column name itself.
-//! Invariant: `COLUMNS` is the header shopstream-gen writes, in order.
+//! Invariant: `COLUMNS` is the header shopstream-gen writes, in order. `KEPT_COLUMNS` are not
+//! part of the native header: source profiles may fill them, native files leave them empty.
 
 /// The native header, in the order shopstream-gen writes it.
 pub const COLUMNS: [&str; 12] = [
@@ -17,6 +18,10 @@ pub const COLUMNS: [&str; 12] = [
     "device",
     "country",
 ];
+
+/// Source attributes beyond the native contract that a source profile may keep (nullable
+/// columns of `streaming.events`); `category_id` must be a whole number fitting BIGINT.
+pub const KEPT_COLUMNS: [&str; 3] = ["brand", "category_id", "category_code"];
 
 /// The header line, without a line ending.
 pub fn header_line() -> String {

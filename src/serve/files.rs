@@ -1,5 +1,5 @@
 //! The per-file lifecycle view, from the ledger (`streaming.ingest_files`): discovered and
-//! admitted (started_at, admitted_by) → loaded (finished_at, counts) → mirrored (mirrored_at)
+//! admitted (started_at, admitted_by, profile) → loaded (finished_at, counts) → mirrored (mirrored_at)
 //! → archived (archived_at). Read-only; as JSON and as an HTML table.
 
 use std::fmt::Write as _;
@@ -19,6 +19,8 @@ pub struct FileLifecycle {
     /// The stage reached last: admitted, loaded, archived or mirrored.
     pub stage: &'static str,
     pub admitted_by: Option<String>,
+    /// The source profile that read the file (`native`, `rees46`, a user profile's name).
+    pub profile: Option<String>,
     pub discovered_at: String,
     pub loaded_at: Option<String>,
     pub mirrored_at: Option<String>,
@@ -34,8 +36,8 @@ pub struct FileLifecycle {
 pub const MAX_FILES: i64 = 1000;
 
 const RECENT: &str = "SELECT file_id, file_name, status, admitted_by, started_at, finished_at, \
-    mirrored_at, archived_at, rows_total, rows_loaded, rows_rejected, rows_duplicate, error \
-    FROM streaming.ingest_files ORDER BY file_id DESC LIMIT $1";
+    mirrored_at, archived_at, rows_total, rows_loaded, rows_rejected, rows_duplicate, error, \
+    profile FROM streaming.ingest_files ORDER BY file_id DESC LIMIT $1";
 
 /// The `limit` most recent files, newest first.
 ///
@@ -68,6 +70,7 @@ pub async fn recent(
                 file_name: r.get(1),
                 stage,
                 admitted_by: r.get(3),
+                profile: r.get(13),
                 discovered_at: time(r.get(4)),
                 loaded_at: loaded.map(time),
                 mirrored_at: mirrored.map(time),
@@ -100,7 +103,7 @@ pub fn page(files: &[FileLifecycle], note: Option<&str>) -> String {
     }
     h.push_str(
         "<table id=\"files\"><tr><th>file_id</th><th>file</th><th>status</th><th>stage</th>\
-         <th>admitted by</th><th>discovered</th><th>loaded</th><th>mirrored</th><th>archived</th>\
+         <th>admitted by</th><th>profile</th><th>discovered</th><th>loaded</th><th>mirrored</th><th>archived</th>\
          <th>rows</th><th>loaded</th><th>rejected</th><th>duplicate</th><th>error</th></tr>",
     );
     let opt = |v: &Option<String>| escape(v.as_deref().unwrap_or(""));
@@ -108,12 +111,13 @@ pub fn page(files: &[FileLifecycle], note: Option<&str>) -> String {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             f.file_id,
             escape(&f.file_name),
             escape(&f.status),
             f.stage,
             opt(&f.admitted_by),
+            opt(&f.profile),
             escape(&f.discovered_at),
             opt(&f.loaded_at),
             opt(&f.mirrored_at),

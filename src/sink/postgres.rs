@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::ledger::{self, FileRecord};
+use crate::schema::KEPT_COLUMNS;
 use crate::sink::binary::{Decimal, JsonText};
 use crate::transform::{Batch, RejectedRow, EXTRA, QUANTITY, TIME};
 
@@ -153,12 +154,14 @@ pub async fn migrate(client: &mut Client) -> Result<(), LoadError> {
 }
 
 /// Good rows go straight into `streaming.events` (binary COPY: the server's fastest insert path):
-/// typed columns first, then every text column in `TEXT_COLUMNS` order, then `file_id`.
+/// typed columns first, then every text column in `TEXT_COLUMNS` order, then the attributes a
+/// source profile keeps (`KEPT_COLUMNS`), then `file_id`.
 const COPY_EVENTS: &str = "COPY streaming.events (event_id, event_time, quantity, \
     product_price, total_amount, extra, source_file, user_id, session_id, event_type, \
-    product_id, product_category, device, country, file_id) FROM STDIN (FORMAT binary)";
+    product_id, product_category, device, country, brand, category_id, category_code, file_id) \
+    FROM STDIN (FORMAT binary)";
 
-const COPY_EVENTS_TYPES: [Type; 15] = [
+const COPY_EVENTS_TYPES: [Type; 18] = [
     Type::UUID,
     Type::TIMESTAMPTZ,
     Type::INT4,
@@ -173,7 +176,10 @@ const COPY_EVENTS_TYPES: [Type; 15] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
-    Type::INT8,
+    Type::TEXT, // brand
+    Type::INT8, // category_id
+    Type::TEXT, // category_code
+    Type::INT8, // file_id
 ];
 
 /// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
@@ -407,13 +413,22 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         texts.push(good.column(name)?.str()?.clone());
     }
     let mut text_iters: Vec<_> = texts.iter().map(|c| c.iter()).collect();
+    let [brand, category_id, category_code] = KEPT_COLUMNS;
+    let brands = good.column(brand)?.str()?.clone();
+    let category_ids = good.column(category_id)?.str()?.clone();
+    let category_codes = good.column(category_code)?.str()?.clone();
+    let kept = brands
+        .iter()
+        .zip(category_ids.iter())
+        .zip(category_codes.iter());
     let rows = ids
         .iter()
         .zip(times.iter())
         .zip(quantities.iter())
         .zip(prices.iter())
         .zip(totals.iter())
-        .zip(extras.iter());
+        .zip(extras.iter())
+        .zip(kept);
 
     let mut encoded = EncodedEvents {
         ids: Vec::with_capacity(good.height()),
@@ -421,7 +436,11 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         ends: Vec::with_capacity(good.height()),
     };
     let mut out = BytesMut::with_capacity(good.height() * 200);
-    for (((((id, time), quantity), price), total), extra) in rows {
+    for (
+        (((((id, time), quantity), price), total), extra),
+        ((brand, category_id), category_code),
+    ) in rows
+    {
         // The rules admitted only UUIDs; anything else here is a bug, not a duplicate.
         let id = id.and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(
             || polars_err!(ComputeError: "an event id is not a UUID after validation"),
@@ -440,6 +459,13 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         for it in text_iters.iter_mut() {
             put_field(&mut out, &it.next().flatten(), &Type::TEXT)?;
         }
+        // The profile's mapping admitted only digits that fit a bigint.
+        let category_id: Option<i64> = category_id.map(|v| v.parse()).transpose().map_err(
+            |e| polars_err!(ComputeError: "category_id is not a bigint after mapping: {e}"),
+        )?;
+        put_field(&mut out, &brand, &Type::TEXT)?;
+        put_field(&mut out, &category_id, &Type::INT8)?;
+        put_field(&mut out, &category_code, &Type::TEXT)?;
         encoded.ids.push(id);
         encoded.ends.push(out.len());
     }

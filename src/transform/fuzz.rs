@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use super::*;
+use crate::schema;
 
 /// Cases per property; two properties, each input read twice (two chunkings). About 15 s in
 /// release mode on one core.

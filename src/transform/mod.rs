@@ -1,12 +1,15 @@
 //! Transform: the bytes of one complete file → a stream of `Batch`es of typed good rows and
 //! explained rejects, read in bounded chunks so memory does not grow with the file. Records are
 //! split quote-aware ([`records`]), parsed by Polars under an explicit all-text schema (no
-//! inference), and checked against the contract of DESIGN.md ([`rules`]).
+//! inference), mapped onto the contract by the source profile the header chose ([`profile`],
+//! [`mapping`]), and checked against the contract of DESIGN.md ([`rules`]).
 //! Pure apart from reading the one file it is given: no database, no Kafka, no file moves.
 
 mod extra;
 #[cfg(test)]
 mod fuzz;
+mod mapping;
+pub mod profile;
 pub mod records;
 mod rules;
 
@@ -15,8 +18,11 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::schema::{self, COLUMNS};
+use crate::schema::{COLUMNS, KEPT_COLUMNS};
 pub use extra::{ExtraColumn, EXTRA};
+use mapping::Plan;
+pub use mapping::EVENT_ID_NAMESPACE;
+pub use profile::{Miss, Profile, ProfileError, Profiles};
 use records::{Record, RecordSplitter};
 pub use rules::{all_reasons, QUANTITY, TIME};
 
@@ -61,12 +67,17 @@ pub enum FileError {
     )]
     LineTooLong { line: u64, limit: usize },
     #[error(
-        "the header matches no known layout: it lacks column(s) {missing}; expected a header \
-         naming these columns, in any order: {expected}",
-        missing = .missing.join(", "),
-        expected = schema::header_line()
+        "the first line is not the header of any source profile (a file needs a header line \
+         naming its columns); profiles tried: {}",
+        .misses.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
-    MissingColumns { missing: Vec<String> },
+    NoProfile { misses: Vec<Miss> },
+    #[error(
+        "the header fits source profiles {} equally well; make one of them name more of \
+         the file's columns",
+        .names.join(" and ")
+    )]
+    AmbiguousProfile { names: Vec<String> },
     #[error("the header names column {0:?} twice")]
     DuplicateColumn(String),
     #[error("cannot read the file: {0}")]
@@ -90,8 +101,8 @@ pub struct RejectedRow {
 pub struct Batch {
     /// Data rows in this chunk (blank lines are not rows).
     pub rows_total: u64,
-    /// Good rows: the contract's columns (trimmed text, empty → null) plus typed `TIME` and
-    /// `QUANTITY` and the `LINE` number.
+    /// Good rows: the contract's columns and `KEPT_COLUMNS` (trimmed text, empty → null) plus
+    /// typed `TIME` and `QUANTITY`, `EXTRA` and the `LINE` number.
     pub good: DataFrame,
     pub rejects: Vec<RejectedRow>,
 }
@@ -104,8 +115,12 @@ pub struct Header {
     /// Trimmed, unquoted and lowercased, in file order.
     pub names: Vec<String>,
     pub delimiter: u8,
-    /// The columns the contract does not name, kept per row in `EXTRA`.
+    /// The columns the profile does not read, kept per row in `EXTRA`.
     pub extra: Vec<ExtraColumn>,
+    /// Name of the source profile the header chose (recorded in the ledger).
+    pub profile: String,
+    /// How rows are mapped onto the contract; `None` when the profile is the contract itself.
+    plan: Option<Arc<Plan>>,
     /// Name in the frame of each column, in file order: the contract's name, or the extra
     /// column's internal name.
     columns: Vec<String>,
@@ -129,11 +144,24 @@ pub struct FileReader<R> {
 }
 
 impl<R: Read> FileReader<R> {
-    /// Reads up to and including the header and checks it against the contract.
+    /// [`FileReader::open_with`] the built-in source profiles.
     ///
     /// # Errors
-    /// `Empty`, `MissingColumns`, `DuplicateColumn`, `NotUtf8`, `Binary`, `LineTooLong` or `Io`.
-    pub fn open(mut source: R, limits: Limits) -> Result<FileReader<R>, FileError> {
+    /// As [`FileReader::open_with`].
+    pub fn open(source: R, limits: Limits) -> Result<FileReader<R>, FileError> {
+        FileReader::open_with(source, limits, &Profiles::default())
+    }
+
+    /// Reads up to and including the header and chooses the source profile that fits it.
+    ///
+    /// # Errors
+    /// `Empty`, `NoProfile`, `AmbiguousProfile`, `DuplicateColumn`, `NotUtf8`, `Binary`,
+    /// `LineTooLong` or `Io`.
+    pub fn open_with(
+        mut source: R,
+        limits: Limits,
+        profiles: &Profiles,
+    ) -> Result<FileReader<R>, FileError> {
         let mut pending = Vec::new();
         let mut at_eof = false;
         let mut found = Vec::new();
@@ -149,7 +177,7 @@ impl<R: Read> FileReader<R> {
             // The header is the first record that is not blank.
             RecordSplitter::new(b',', 1).split(&pending, at_eof, &mut found);
             if let Some(first) = found.first().copied() {
-                let header = parse_header(&pending, first)?;
+                let header = parse_header(&pending, first, profiles)?;
                 let rest = skip_line_ending(&pending, first.end);
                 let lines_used = pending[..rest].iter().filter(|&&b| b == b'\n').count() as u64;
                 pending.drain(..rest);
@@ -293,8 +321,9 @@ fn check_text(chunk: &[u8], records: &[Record], offset: u64) -> Result<(), FileE
 }
 
 /// Reads the header record: names trimmed and unquoted, the BOM dropped, the delimiter guessed
-/// (`;` when it splits the header into more columns than `,` does).
-fn parse_header(bytes: &[u8], first: Record) -> Result<Header, FileError> {
+/// (`;` when it splits the header into more columns than `,` does, unless the profile fixes
+/// it), and the source profile chosen.
+fn parse_header(bytes: &[u8], first: Record, profiles: &Profiles) -> Result<Header, FileError> {
     let raw_bytes = &bytes[first.start..first.end];
     let raw_bytes = raw_bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw_bytes);
     if raw_bytes.contains(&0) {
@@ -311,27 +340,23 @@ fn parse_header(bytes: &[u8], first: Record) -> Result<Header, FileError> {
     } else {
         b','
     };
-    let written = records::fields(&raw, delimiter as char);
-    let names: Vec<String> = written.iter().map(|n| n.to_lowercase()).collect();
-    for (i, name) in names.iter().enumerate() {
-        // Unnamed columns (Excel's trailing `,,`) may repeat; they are told apart by position.
-        if !name.is_empty() && names[..i].contains(name) {
-            return Err(FileError::DuplicateColumn(name.clone()));
-        }
-    }
-    let missing: Vec<String> = COLUMNS
-        .iter()
-        .filter(|c| !names.iter().any(|n| n == *c))
-        .map(|c| c.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(FileError::MissingColumns { missing });
-    }
+    check_duplicates(&records::fields(&raw, delimiter as char))?;
+    let detected = match profiles.detect(&raw, delimiter) {
+        Ok(Ok(detected)) => detected,
+        Ok(Err(names)) => return Err(FileError::AmbiguousProfile { names }),
+        Err(misses) => return Err(FileError::NoProfile { misses }),
+    };
+    let written = detected.written;
+    let names = check_duplicates(&written)?;
+    let profile = detected.profile;
+    let as_is = profile.is_contract_itself();
     let mut extra = Vec::new();
     let mut columns = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        if COLUMNS.contains(&name.as_str()) {
+        if as_is && COLUMNS.contains(&name.as_str()) {
             columns.push(name.clone());
+        } else if !as_is && Plan::reads(&profile, name) {
+            columns.push(mapping::source_column(i));
         } else {
             let x = ExtraColumn::new(i, &written[i]);
             columns.push(x.column.clone());
@@ -340,11 +365,25 @@ fn parse_header(bytes: &[u8], first: Record) -> Result<Header, FileError> {
     }
     Ok(Header {
         raw,
-        names,
-        delimiter,
+        delimiter: detected.delimiter,
         extra,
         columns,
+        profile: profile.name.clone(),
+        plan: (!as_is).then(|| Arc::new(Plan::new(profile, &names, &written))),
+        names,
     })
+}
+
+/// Lowercases header names; a name written twice is an error.
+fn check_duplicates(written: &[String]) -> Result<Vec<String>, FileError> {
+    let names: Vec<String> = written.iter().map(|n| n.to_lowercase()).collect();
+    for (i, name) in names.iter().enumerate() {
+        // Unnamed columns (Excel's trailing `,,`) may repeat; they are told apart by position.
+        if !name.is_empty() && names[..i].contains(name) {
+            return Err(FileError::DuplicateColumn(name.clone()));
+        }
+    }
+    Ok(names)
 }
 
 /// Parses and checks one chunk of whole records.
@@ -406,6 +445,27 @@ fn transform_chunk(header: &Header, chunk: &[u8], records: &[Record]) -> Result<
     frame
         .with_column(Column::new(LINE.into(), lines))
         .map_err(parse_err)?;
+    let plan = header.plan.as_deref();
+    match plan {
+        Some(plan) => {
+            let (mapped, refused) = mapping::map_chunk(plan, frame).map_err(parse_err)?;
+            frame = mapped;
+            for (line, column, reason) in refused {
+                rejects.push(RejectedRow {
+                    line,
+                    column: Some(column),
+                    reason,
+                    raw: raw_of(chunk, &kept, line),
+                });
+            }
+        }
+        None => {
+            for name in KEPT_COLUMNS {
+                let empty = Column::full_null(name.into(), frame.height(), &DataType::String);
+                frame.with_column(empty).map_err(parse_err)?;
+            }
+        }
+    }
     let checked = rules::check(frame.lazy()).collect().map_err(parse_err)?;
     let is_bad = checked
         .column(rules::REASON)
@@ -414,7 +474,7 @@ fn transform_chunk(header: &Header, chunk: &[u8], records: &[Record]) -> Result<
     let bad = checked.filter(&is_bad).map_err(parse_err)?;
     let mut good = checked.filter(&!is_bad).map_err(parse_err)?;
     extra::add_extra_column(&mut good, &header.extra).map_err(parse_err)?;
-    explain(chunk, &kept, &bad, &mut rejects).map_err(parse_err)?;
+    explain(chunk, &kept, &bad, plan, &mut rejects).map_err(parse_err)?;
     rejects.sort_by_key(|r| r.line);
     Ok(Batch {
         rows_total: records.len() as u64,
@@ -503,11 +563,20 @@ fn empty_frame(header: &Header) -> DataFrame {
     DataFrame::empty_with_schema(&text_schema(header))
 }
 
-/// Adds the rule-breaking rows of `bad` to `rejects`, with the offending value in the reason.
+/// The raw text of the record on `line`; `kept` is in line order.
+fn raw_of(chunk: &[u8], kept: &[Record], line: u64) -> String {
+    kept.binary_search_by_key(&line, |r| r.line)
+        .map(|at| text_of(chunk, &kept[at]))
+        .unwrap_or_default()
+}
+
+/// Adds the rule-breaking rows of `bad` to `rejects`, with the offending value in the reason
+/// and the column named as the file names it.
 fn explain(
     chunk: &[u8],
     kept: &[Record],
     bad: &DataFrame,
+    plan: Option<&Plan>,
     rejects: &mut Vec<RejectedRow>,
 ) -> PolarsResult<()> {
     if bad.height() == 0 {
@@ -518,23 +587,19 @@ fn explain(
     let columns = bad.column(rules::COLUMN)?.str()?;
     for i in 0..bad.height() {
         let line = lines.get(i).unwrap_or_default();
-        let column = columns.get(i).map(str::to_string);
+        let target = columns.get(i);
         let mut reason = reasons.get(i).unwrap_or("invalid").to_string();
-        if let Some(name) = &column {
+        if let Some(name) = target {
             if let Some(value) = bad.column(name)?.str()?.get(i) {
                 reason = format!("{reason} (got {value:?})");
             }
         }
-        // `kept` is in line order, so the record is found by binary search on its line.
-        let raw = kept
-            .binary_search_by_key(&line, |r| r.line)
-            .map(|at| text_of(chunk, &kept[at]))
-            .unwrap_or_default();
+        let column = target.map(|t| plan.and_then(|p| p.source_of(t)).unwrap_or(t).to_string());
         rejects.push(RejectedRow {
             line,
             column,
             reason,
-            raw,
+            raw: raw_of(chunk, kept, line),
         });
     }
     Ok(())
@@ -545,7 +610,18 @@ fn explain(
 /// # Errors
 /// As [`FileReader::open`] and [`FileReader::next_batch`].
 pub fn transform_all(bytes: &[u8]) -> Result<(Header, Vec<Batch>), FileError> {
-    let mut reader = FileReader::open(bytes, Limits::default())?;
+    transform_all_with(bytes, &Profiles::default())
+}
+
+/// As [`transform_all`], with the given source profiles.
+///
+/// # Errors
+/// As [`FileReader::open_with`] and [`FileReader::next_batch`].
+pub fn transform_all_with(
+    bytes: &[u8],
+    profiles: &Profiles,
+) -> Result<(Header, Vec<Batch>), FileError> {
+    let mut reader = FileReader::open_with(bytes, Limits::default(), profiles)?;
     let mut batches = Vec::new();
     while let Some(batch) = reader.next_batch()? {
         batches.push(batch);
@@ -581,6 +657,7 @@ pub fn rejects_csv_lines(rejects: &[RejectedRow], delimiter: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema;
 
     const GOOD: &str = "4f9c1e2a-8a4b-4c4e-9d2f-0a1b2c3d4e5f,2026-11-01T10:30:00.123456Z,u1,s1,view,p1,books,9.99,1,,mobile,DE";
 
@@ -652,7 +729,7 @@ mod tests {
         ));
         assert!(matches!(
             transform_all(b"a,b\n1,2\n"),
-            Err(FileError::MissingColumns { .. })
+            Err(FileError::NoProfile { .. })
         ));
         assert!(matches!(
             transform_all(b"\xff\xfe"),

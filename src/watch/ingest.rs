@@ -13,7 +13,7 @@ use super::{Outcome, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
 use crate::ledger::{self, Counts, FileRecord, LoadedFile};
 use crate::sink::postgres::{self, Begun, EncodedEvents, FileLoad, LoadError, Spent};
-use crate::transform::{self, Batch, FileError, FileReader, Header, Limits};
+use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles};
 
 /// What the reader thread sends: the header first, then the row chunks, each with its good
 /// rows already encoded for the COPY.
@@ -92,6 +92,7 @@ impl Watcher {
                         admitted_by: admission.as_str(),
                         started_at,
                         notes: None,
+                        profile: None,
                     };
                     return self.reject_file(path, &file, &e.to_string()).await;
                 }
@@ -104,6 +105,7 @@ impl Watcher {
             admitted_by: admission.as_str(),
             started_at,
             notes: None,
+            profile: None,
         };
         match ledger::find_loaded(&self.client, &file.sha256, file.size_bytes).await {
             Ok(Some(earlier)) => return self.already_loaded(path, &file, Some(earlier)).await,
@@ -117,7 +119,8 @@ impl Watcher {
         let (tx, mut rx) = mpsc::channel(READ_AHEAD);
         let source = path.to_path_buf();
         let limits = self.settings.limits;
-        let reader = tokio::task::spawn_blocking(move || read_file(source, limits, tx));
+        let profiles = self.settings.profiles.clone();
+        let reader = tokio::task::spawn_blocking(move || read_file(source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
             Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
@@ -355,7 +358,12 @@ async fn stream_into_postgres(
 }
 
 /// The reader thread: header, then chunks, then it ends; stops early when the loader hangs up.
-fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileError>>) {
+fn read_file(
+    path: PathBuf,
+    limits: Limits,
+    profiles: &Profiles,
+    tx: mpsc::Sender<Result<Read, FileError>>,
+) {
     let source_file = path
         .file_name()
         .unwrap_or_default()
@@ -363,7 +371,7 @@ fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileEr
         .into_owned();
     let reader = std::fs::File::open(&path)
         .map_err(FileError::from)
-        .and_then(|f| FileReader::open(f, limits));
+        .and_then(|f| FileReader::open_with(f, limits, profiles));
     let mut reader = match reader {
         Ok(reader) => reader,
         Err(e) => {
@@ -393,10 +401,11 @@ fn read_file(path: PathBuf, limits: Limits, tx: mpsc::Sender<Result<Read, FileEr
     }
 }
 
-/// Notes the file's extra columns (kept per row in `events.extra`) in its ledger row and the log,
-/// once per file.
+/// Notes the file's source profile and extra columns (kept per row in `events.extra`) in its
+/// ledger row and the log, once per file.
 fn with_extra_columns_noted(file: &FileRecord, header: &Header) -> FileRecord {
     let mut file = file.clone();
+    file.profile = Some(header.profile.clone());
     if !header.extra.is_empty() {
         let names: Vec<&str> = header.extra.iter().map(|x| x.key.as_str()).collect();
         let names = names.join(", ");

@@ -112,7 +112,7 @@ async fn produce(
 }
 
 /// An event as the topic carries it: key user_id; payload a JSON object of the contract's
-/// columns, decimals as JSON numbers with their stored scale, the time as RFC 3339 UTC with
+/// columns and kept source attributes, decimals as JSON numbers with their stored scale, the time as RFC 3339 UTC with
 /// microseconds. Built here, not by Postgres: the server is the busy side of every load.
 fn event_message(row: &Row) -> (String, String) {
     let id: Uuid = row.get(0);
@@ -135,6 +135,10 @@ fn event_message(row: &Row) -> (String, String) {
     json.number("total_amount", row.get(9));
     json.text("device", row.get(10));
     json.text("country", row.get(11));
+    json.text("brand", row.get(12));
+    // As text: a 19-digit id is more than a JSON number keeps in many consumers.
+    json.text("category_id", row.get(13));
+    json.text("category_code", row.get(14));
     (user, json.finish())
 }
 

@@ -107,10 +107,28 @@ fn loaded_with(loaded: i64, rejects: Vec<(i64, Option<&'static str>, String)>) -
     }
 }
 
-fn missing_columns(missing: &str) -> Expect {
+const REES46: &str =
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+
+/// A first line that is no profile's header: each built-in profile named with what it lacks.
+fn no_profile(first_line: &str) -> Expect {
+    let names: Vec<String> = first_line
+        .split(',')
+        .map(|n| n.trim().to_lowercase())
+        .collect();
+    let lacks = |expected: &str| {
+        let missing: Vec<&str> = expected
+            .split(',')
+            .filter(|c| !names.iter().any(|n| n == c))
+            .collect();
+        missing.join(", ")
+    };
     Expect::Rejected(format!(
-        "the header matches no known layout: it lacks column(s) {missing}; expected a header \
-         naming these columns, in any order: {HEADER}"
+        "the first line is not the header of any source profile (a file needs a header line \
+         naming its columns); profiles tried: native (lacks {}; expects {HEADER} in any order); \
+         rees46 (lacks {}; expects {REES46} in any order)",
+        lacks(HEADER),
+        lacks(REES46)
     ))
 }
 
@@ -296,14 +314,19 @@ fn cases() -> Vec<Case> {
               2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde-8bb3-4e00-8c23-a032dfed738c\n"
                 .to_vec(),
         ),
-        missing_columns(
-            "event_id, session_id, product_category, product_price, quantity, total_amount, device, country",
-        ),
+        // Read by the built-in rees46 source profile (tests/it/profiles.rs has the details).
+        loaded(1),
     );
     add(
         "f07_no_header_line.csv",
         Input::Bytes(csv(&[row(207, 1)])[HEADER.len() + 1..].to_vec()),
-        missing_columns(&HEADER.replace(',', ", ")),
+        no_profile(&row(207, 1).join(",")),
+    );
+    let unknown = "Date,Page,Views,user_id,price";
+    add(
+        "f07b_unknown_layout.csv",
+        Input::Bytes(format!("{unknown}\n2026-11-01,/home,3,u1,9.99\n").into_bytes()),
+        no_profile(unknown),
     );
     add(
         "f08_duplicate_column.csv",

@@ -201,6 +201,7 @@ async fn the_dashboard_shown_by_chromium_equals_the_sql_and_metrics_count_the_fi
     for f in &files {
         assert_eq!(f["status"], "loaded");
         assert_eq!(f["admitted_by"], "settled");
+        assert_eq!(f["profile"], "native");
         for stage in ["discovered_at", "loaded_at", "mirrored_at", "archived_at"] {
             assert!(f[stage].is_string(), "{stage} in {f}");
         }

@@ -19,6 +19,8 @@ mod e2e;
 mod gen;
 /// Postgres and Kafka stopped and started under a running watcher.
 mod outage;
+/// Source profiles: REES46 and user layouts mapped onto the contract, detection errors.
+mod profiles;
 /// Three watchers on one directory; memory over 10,000 files.
 mod scale;
 /// Credentials never in logs or errors; SQL never built from input.

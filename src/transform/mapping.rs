@@ -1,0 +1,642 @@
+//! Mapping: one chunk's source columns → the contract's columns, as the file's source profile
+//! says (timestamps to UTC, event-type names, segments, defaults, derived totals, Excel-damage
+//! checks, deterministic event ids). Runs per chunk, row by row, before the contract rules;
+//! a row it cannot map is rejected with the SOURCE column's name. No I/O, no database.
+//! Invariant: a row's output depends only on the row and the profile, never on the file.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use uuid::Uuid;
+
+use super::profile::{Profile, TARGETS};
+use super::LINE;
+use crate::schema::PURCHASE;
+
+/// Namespace of the UUIDv5 event ids derived for sources without an event id. Fixed forever:
+/// changing it would give re-dropped files new ids and load them twice.
+pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d3f_2a1c_9b7e_4c05_8e21_5f0a_3b9d_c4e7);
+
+const EVENT_ID: usize = 0;
+const EVENT_TIME: usize = 1;
+const EVENT_TYPE: usize = 4;
+const PRODUCT_PRICE: usize = 7;
+const QUANTITY: usize = 8;
+const TOTAL_AMOUNT: usize = 9;
+const CATEGORY_ID: usize = 13;
+const N: usize = TARGETS.len();
+
+/// How one file's header binds to its profile: which frame column feeds each target.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub profile: Arc<Profile>,
+    /// Per target (`TARGETS` order): the frame column, its header name as written, and how.
+    bound: Vec<Option<Bound>>,
+}
+
+#[derive(Debug)]
+struct Bound {
+    frame: String,
+    written: String,
+    before: Option<String>,
+    integer: bool,
+}
+
+/// Frame name of the header column at 0-based `index` that a profile reads.
+pub(super) fn source_column(index: usize) -> String {
+    format!("__s{}", index + 1)
+}
+
+impl Plan {
+    /// Binds `profile` to a header's lowercased `names` (as `written`).
+    pub(super) fn new(profile: Arc<Profile>, names: &[String], written: &[String]) -> Plan {
+        let bound = TARGETS
+            .iter()
+            .map(|t| {
+                let (_, s) = profile.columns.iter().find(|(c, _)| c == t)?;
+                let at = names.iter().position(|n| *n == s.column)?;
+                Some(Bound {
+                    frame: source_column(at),
+                    written: written[at].clone(),
+                    before: s.before.clone(),
+                    integer: s.integer,
+                })
+            })
+            .collect();
+        Plan { profile, bound }
+    }
+
+    /// Whether the header column `name` (lowercased) is read by the profile.
+    pub(super) fn reads(profile: &Profile, name: &str) -> bool {
+        profile.columns.iter().any(|(_, s)| s.column == name)
+    }
+
+    /// The header name a target column is read from, for rejected rows.
+    pub(super) fn source_of(&self, target: &str) -> Option<&str> {
+        let at = TARGETS.iter().position(|t| *t == target)?;
+        self.bound[at].as_ref().map(|b| b.written.as_str())
+    }
+}
+
+/// A row the mapping refused: (line, source column, reason with the value).
+pub(super) type MapReject = (u64, String, String);
+
+/// Replaces the frame's source columns by the contract's columns and drops the rows that
+/// cannot be mapped, returning them as rejects. Extra columns and `LINE` are kept.
+pub(super) fn map_chunk(
+    plan: &Plan,
+    mut frame: DataFrame,
+) -> PolarsResult<(DataFrame, Vec<MapReject>)> {
+    let height = frame.height();
+    let lines = frame.column(LINE)?.u64()?.clone();
+    let mut sources = Vec::with_capacity(N);
+    for b in &plan.bound {
+        sources.push(match b {
+            Some(b) => Some(frame.column(&b.frame)?.str()?.clone()),
+            None => None,
+        });
+    }
+    let mut iters: Vec<_> = sources
+        .iter()
+        .map(|s| s.as_ref().map(|c| c.iter()))
+        .collect();
+    let mut builders: Vec<StringChunkedBuilder> = TARGETS
+        .iter()
+        .map(|t| StringChunkedBuilder::new((*t).into(), height))
+        .collect();
+    let mut keep = Vec::with_capacity(height);
+    let mut rejects = Vec::new();
+    for line in lines.iter() {
+        let mut raw: [Option<&str>; N] = [None; N];
+        for (slot, it) in raw.iter_mut().zip(iters.iter_mut()) {
+            *slot = it.as_mut().and_then(|i| i.next().flatten());
+        }
+        match map_row(plan, raw) {
+            Ok(row) => {
+                for (b, v) in builders.iter_mut().zip(row.iter()) {
+                    b.append_option(v.as_deref());
+                }
+                keep.push(true);
+            }
+            Err((at, reason)) => {
+                for b in builders.iter_mut() {
+                    b.append_null();
+                }
+                keep.push(false);
+                let column = plan.bound[at]
+                    .as_ref()
+                    .map_or(TARGETS[at], |b| b.written.as_str());
+                rejects.push((line.unwrap_or_default(), column.to_string(), reason));
+            }
+        }
+    }
+    for b in plan.bound.iter().flatten() {
+        if frame.get_column_index(&b.frame).is_some() {
+            frame = frame.drop(&b.frame)?;
+        }
+    }
+    for b in builders {
+        frame.with_column(b.finish().into_column())?;
+    }
+    let keep = BooleanChunked::new("keep".into(), keep);
+    Ok((frame.filter(&keep)?, rejects))
+}
+
+/// Trims a field; empty means missing.
+fn clean(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// One row's targets from its source values, or the first target it fails on and why.
+pub(super) fn map_row<'a>(
+    plan: &'a Plan,
+    raw: [Option<&'a str>; N],
+) -> Result<[Option<Cow<'a, str>>; N], (usize, String)> {
+    let p = &*plan.profile;
+    let mut out: [Option<Cow<'a, str>>; N] = Default::default();
+    let mut micros = None;
+    for (at, (slot, value)) in out.iter_mut().zip(raw).enumerate() {
+        let Some(v) = clean(value) else {
+            *slot = p
+                .defaults
+                .iter()
+                .find(|(t, _)| *t == TARGETS[at])
+                .map(|(_, d)| Cow::Borrowed(d.as_str()));
+            continue;
+        };
+        let got = |reason: String| (at, format!("{reason} (got {v:?})"));
+        let bound = plan.bound[at].as_ref();
+        if bound.is_some_and(|b| b.integer) {
+            check_integer(v, at == CATEGORY_ID).map_err(|r| got(r.to_string()))?;
+        }
+        *slot = Some(match at {
+            EVENT_TIME => {
+                let t = parse_time(p, v).map_err(got)?;
+                micros = Some(t.timestamp_micros());
+                Cow::Owned(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+            }
+            EVENT_TYPE if !p.event_types.is_empty() => {
+                let known = p.event_types.iter().find(|(s, _)| s == v);
+                let known = known.or_else(|| {
+                    p.event_types
+                        .iter()
+                        .find(|(s, _)| s.eq_ignore_ascii_case(v))
+                });
+                match known {
+                    Some((_, t)) => Cow::Borrowed(*t),
+                    None => {
+                        let names: Vec<&str> =
+                            p.event_types.iter().map(|(s, _)| s.as_str()).collect();
+                        return Err(got(format!(
+                            "unknown event type (expected {})",
+                            or_list(&names)
+                        )));
+                    }
+                }
+            }
+            PRODUCT_PRICE | TOTAL_AMOUNT if p.decimal_comma => Cow::Owned(v.replace(',', ".")),
+            _ => match bound.and_then(|b| b.before.as_deref()) {
+                Some(sep) => Cow::Borrowed(v.split(sep).next().unwrap_or(v)),
+                None => Cow::Borrowed(v),
+            },
+        });
+    }
+    if p.purchase_total
+        && out[TOTAL_AMOUNT].is_none()
+        && out[EVENT_TYPE].as_deref() == Some(PURCHASE)
+    {
+        if let (Some(price), Some(q)) = (&out[PRODUCT_PRICE], &out[QUANTITY]) {
+            out[TOTAL_AMOUNT] = times(price, q).map(Cow::Owned);
+        }
+    }
+    if plan.bound[EVENT_ID].is_none() {
+        out[EVENT_ID] = Some(Cow::Owned(event_id(&out, micros)));
+    }
+    Ok(out)
+}
+
+/// "a, b or c"
+fn or_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The instant of a timestamp in any of the profile's formats.
+fn parse_time(p: &Profile, v: &str) -> Result<DateTime<Utc>, String> {
+    for f in &p.time_formats {
+        if let Some(t) = f.parse(v, p.zone)? {
+            return Ok(t);
+        }
+    }
+    let examples: Vec<String> = p
+        .time_formats
+        .iter()
+        .filter_map(|f| f.example().ok())
+        .collect();
+    let examples: Vec<&str> = examples.iter().map(String::as_str).collect();
+    Err(format!("not a timestamp like {}", or_list(&examples)))
+}
+
+/// Whole numbers only, and within BIGINT when `bigint`.
+fn check_integer(v: &str, bigint: bool) -> Result<(), &'static str> {
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        if bigint && v.parse::<i64>().is_err() {
+            return Err("a whole number too large for BIGINT (at most 9223372036854775807)");
+        }
+        return Ok(());
+    }
+    if looks_scientific(v) {
+        return Err("looks like a number Excel rounded to scientific notation");
+    }
+    Err("not a whole number")
+}
+
+/// `2.05301E+18`, `2,05301E+18`, `1e5`: what a spreadsheet writes for a long number.
+fn looks_scientific(v: &str) -> bool {
+    let Some((mantissa, exponent)) = v.split_once(['e', 'E']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let mantissa = mantissa.strip_prefix(['+', '-']).unwrap_or(mantissa);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once(['.', ',']) {
+        Some((a, b)) => digits(a) && digits(b),
+        None => digits(mantissa),
+    };
+    mantissa_ok && digits(exponent)
+}
+
+/// `price × quantity` exactly, in decimal text; `None` unless both are well-formed.
+fn times(price: &str, quantity: &str) -> Option<String> {
+    let price = price.strip_prefix('+').unwrap_or(price);
+    let quantity = quantity.strip_prefix('+').unwrap_or(quantity);
+    if quantity.is_empty() || quantity.len() > 9 || !quantity.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let q: u64 = quantity.parse().ok()?;
+    let (int, frac) = price.split_once('.').unwrap_or((price, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || (price.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    if q == 1 {
+        return Some(price.to_string());
+    }
+    let mut reversed = Vec::with_capacity(int.len() + frac.len() + 10);
+    let mut carry = 0u64;
+    for d in int.bytes().chain(frac.bytes()).rev() {
+        let x = u64::from(d - b'0') * q + carry;
+        reversed.push(b'0' + (x % 10) as u8);
+        carry = x / 10;
+    }
+    while carry > 0 {
+        reversed.push(b'0' + (carry % 10) as u8);
+        carry /= 10;
+    }
+    while reversed.len() <= frac.len() {
+        reversed.push(b'0');
+    }
+    let all: String = reversed.iter().rev().map(|&b| b as char).collect();
+    let (i, f) = all.split_at(all.len() - frac.len());
+    let i = i.trim_start_matches('0');
+    let i = if i.is_empty() { "0" } else { i };
+    Some(if f.is_empty() {
+        i.to_string()
+    } else {
+        format!("{i}.{f}")
+    })
+}
+
+/// UUIDv5 over the mapped row: every target but the id, length-prefixed (`-` when empty), the
+/// time as microseconds since the epoch. The same event gets the same id in any file.
+fn event_id(out: &[Option<Cow<'_, str>>; N], micros: Option<i64>) -> String {
+    let mut key = String::with_capacity(256);
+    for (at, v) in out.iter().enumerate().skip(1) {
+        let time;
+        let v = if at == EVENT_TIME {
+            time = micros.map(|m| m.to_string());
+            time.as_deref()
+        } else {
+            v.as_deref()
+        };
+        match v {
+            Some(v) => {
+                let _ = write!(key, "{}:{v};", v.len());
+            }
+            None => key.push_str("-;"),
+        }
+    }
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, key.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::{transform_all, transform_all_with, Batch, Profiles, TIME};
+
+    const REES46: &str =
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+
+    fn rees46(rows: &[&str]) -> String {
+        let mut text = format!("{REES46}\n");
+        for r in rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        text
+    }
+
+    fn one(text: &str) -> Batch {
+        let (header, mut batches) = transform_all(text.as_bytes()).unwrap();
+        assert_eq!(header.profile, "rees46");
+        assert_eq!(batches.len(), 1);
+        batches.remove(0)
+    }
+
+    fn strings(batch: &Batch, column: &str) -> Vec<Option<String>> {
+        let c = batch.good.column(column).unwrap().str().unwrap();
+        c.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn micros(batch: &Batch) -> Vec<Option<i64>> {
+        let c = batch.good.column(TIME).unwrap().datetime().unwrap();
+        c.phys.iter().collect()
+    }
+
+    fn utc(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_micros()
+    }
+
+    const VIEW: &str = "2019-10-01 00:00:04 UTC,view,1004237,2053013555631882655,electronics.smartphone,apple,1081.98,535871217,c6bd7419-2748-4c56-95b4-8cec9ff8b80d";
+    const CART_NO_CODE: &str = "2019-10-01 00:01:10 UTC,cart,44600062,2103807459595387724,,,35.79,541312140,72d76fde-8bb3-4e00-8c23-a032dfed738c";
+    const PURCHASE_ROW: &str = "2019-10-01 00:02:14 UTC,purchase,1004237,2053013555631882655,electronics.smartphone,apple,1081.98,535871217,c6bd7419-2748-4c56-95b4-8cec9ff8b80d";
+
+    #[test]
+    fn rees46_rows_map_onto_the_contract() {
+        let batch = one(&rees46(&[VIEW, CART_NO_CODE, PURCHASE_ROW]));
+        assert!(batch.rejects.is_empty(), "{:?}", batch.rejects);
+        let s = |c| strings(&batch, c);
+        assert_eq!(
+            s("event_type"),
+            [
+                Some("view".into()),
+                Some("add_to_cart".into()),
+                Some("purchase".into())
+            ]
+        );
+        assert_eq!(
+            s("product_category"),
+            [Some("electronics".into()), None, Some("electronics".into())]
+        );
+        assert_eq!(
+            s("category_code")[0].as_deref(),
+            Some("electronics.smartphone")
+        );
+        assert_eq!(
+            s("brand"),
+            [Some("apple".into()), None, Some("apple".into())]
+        );
+        assert_eq!(s("category_id")[1].as_deref(), Some("2103807459595387724"));
+        assert_eq!(
+            s("quantity"),
+            [Some("1".into()), Some("1".into()), Some("1".into())]
+        );
+        assert_eq!(s("total_amount"), [None, None, Some("1081.98".into())]);
+        assert_eq!(s("product_price")[0].as_deref(), Some("1081.98"));
+        assert_eq!(
+            s("session_id")[0].as_deref(),
+            Some("c6bd7419-2748-4c56-95b4-8cec9ff8b80d")
+        );
+        assert_eq!(micros(&batch)[0], Some(utc("2019-10-01T00:00:04Z")));
+        let ids = s("event_id");
+        assert!(ids.iter().all(|id| Uuid::parse_str(id.as_deref().unwrap())
+            .unwrap()
+            .get_version_num()
+            == 5));
+    }
+
+    #[test]
+    fn event_ids_are_the_same_for_the_same_row_in_any_file_and_any_position() {
+        let a = one(&rees46(&[VIEW, CART_NO_CODE]));
+        // Another file: rows in another order, columns in another order, padded, `;`-delimited.
+        let reordered = "user_session;price;brand;category_code;category_id;product_id;event_type;event_time;user_id";
+        let flip = |row: &str| {
+            let f: Vec<&str> = row.split(',').collect();
+            [f[8], f[6], f[5], f[4], f[3], f[2], f[1], f[0], f[7]]
+                .map(|v| format!(" {v} "))
+                .join(";")
+        };
+        let text = format!("{reordered}\n{}\n{}\n", flip(CART_NO_CODE), flip(VIEW));
+        let (_, b) = transform_all(text.as_bytes()).unwrap();
+        let ids_a = strings(&a, "event_id");
+        let ids_b = strings(&b[0], "event_id");
+        assert_eq!(ids_a, [ids_b[1].clone(), ids_b[0].clone()]);
+        assert_ne!(ids_a[0], ids_a[1]);
+        // The same instant written another way is the same event.
+        let rfc = VIEW.replace("2019-10-01 00:00:04 UTC", "2019-10-01T02:00:04+02:00");
+        assert_eq!(strings(&one(&rees46(&[&rfc])), "event_id")[0], ids_a[0]);
+    }
+
+    #[test]
+    fn each_timestamp_format_reads_as_its_instant() {
+        let rows: Vec<String> = [
+            "2019-10-01 00:00:04 UTC",
+            "2019-10-01T00:00:04.250Z",
+            "2019-10-01T02:00:04+02:00",
+            "2019-10-01 00:00:04",
+            "10/1/2019 0:00",
+            "1/15/2020 13:05",
+            "10/01/2019 00:00:04",
+        ]
+        .iter()
+        .map(|t| VIEW.replace("2019-10-01 00:00:04 UTC", t))
+        .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let batch = one(&rees46(&refs));
+        assert!(batch.rejects.is_empty(), "{:?}", batch.rejects);
+        assert_eq!(
+            micros(&batch),
+            [
+                "2019-10-01T00:00:04Z",
+                "2019-10-01T00:00:04.250Z",
+                "2019-10-01T00:00:04Z",
+                "2019-10-01T00:00:04Z",
+                "2019-10-01T00:00:00Z",
+                "2020-01-15T13:05:00Z",
+                "2019-10-01T00:00:04Z",
+            ]
+            .map(|t| Some(utc(t)))
+        );
+    }
+
+    #[test]
+    fn a_timestamp_in_no_format_is_rejected_naming_the_source_column_and_the_formats() {
+        let bad = VIEW.replace("2019-10-01 00:00:04 UTC", "01.10.2019 00:00");
+        let batch = one(&rees46(&[VIEW, &bad]));
+        assert_eq!(batch.rejects.len(), 1);
+        let r = &batch.rejects[0];
+        assert_eq!((r.line, r.column.as_deref()), (3, Some("event_time")));
+        assert_eq!(
+            r.reason,
+            "not a timestamp like 2019-10-01 10:30:00 UTC, 2019-10-01T10:30:00Z, \
+             2019-10-01 10:30:00, 10/01/2019 10:30:00 or 10/01/2019 10:30 (got \"01.10.2019 00:00\")"
+        );
+        assert_eq!(r.raw, bad);
+    }
+
+    #[test]
+    fn excel_damage_in_integer_ids_is_rejected_per_row_never_rounded() {
+        let excel = VIEW.replace("2053013555631882655", "2.05301E+18");
+        let too_big = VIEW.replace("2053013555631882655", "92233720368547758070");
+        let user = VIEW.replace("535871217", "5.35871E+08");
+        let product = VIEW.replace("1004237", "100-4237");
+        let batch = one(&rees46(&[VIEW, &excel, &too_big, &user, &product]));
+        assert_eq!(batch.good.height(), 1);
+        let got: Vec<(u64, &str, &str)> = batch
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.column.as_deref().unwrap(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, "category_id", "looks like a number Excel rounded to scientific notation (got \"2.05301E+18\")"),
+                (4, "category_id", "a whole number too large for BIGINT (at most 9223372036854775807) (got \"92233720368547758070\")"),
+                (5, "user_id", "looks like a number Excel rounded to scientific notation (got \"5.35871E+08\")"),
+                (6, "product_id", "not a whole number (got \"100-4237\")"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_event_types_name_the_source_values_and_contract_rules_name_source_columns() {
+        let odd = VIEW.replace(",view,", ",add_to_cart,");
+        let no_price = VIEW.replace(",1081.98,", ",,");
+        let no_session = VIEW.replace(",c6bd7419-2748-4c56-95b4-8cec9ff8b80d", ",");
+        let batch = one(&rees46(&[&odd, &no_price, &no_session]));
+        let got: Vec<(&str, &str)> = batch
+            .rejects
+            .iter()
+            .map(|r| (r.column.as_deref().unwrap(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("event_type", "unknown event type (expected view, cart, remove_from_cart or purchase) (got \"add_to_cart\")"),
+                ("price", "required"),
+                ("user_session", "required"),
+            ]
+        );
+    }
+
+    #[test]
+    fn mapping_works_per_chunk_and_does_not_depend_on_chunking() {
+        let rows: Vec<String> = (0..3_000)
+            .map(|i| VIEW.replace("535871217", &format!("{}", 500_000_000 + i)))
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let text = rees46(&refs);
+        let read = |chunk: usize| {
+            let reader = crate::transform::FileReader::open(text.as_bytes(), Default::default());
+            let mut reader = reader.unwrap().with_chunk_bytes(chunk);
+            let mut ids = Vec::new();
+            let mut batches = 0;
+            while let Some(batch) = reader.next_batch().unwrap() {
+                batches += 1;
+                ids.extend(strings(&batch, "event_id"));
+            }
+            (batches, ids)
+        };
+        let (one_batch, whole) = read(1 << 20);
+        let (many, chunked) = read(4096);
+        assert_eq!(one_batch, 1);
+        assert!(many > 1, "{many} batches");
+        assert_eq!(whole.len(), 3_000);
+        assert_eq!(whole, chunked);
+    }
+
+    #[test]
+    fn identical_rows_get_identical_ids() {
+        let batch = one(&rees46(&[VIEW, VIEW]));
+        let ids = strings(&batch, "event_id");
+        assert_eq!(ids[0], ids[1]);
+    }
+
+    #[test]
+    fn totals_are_exact_decimal_products() {
+        assert_eq!(times("1081.98", "1").as_deref(), Some("1081.98"));
+        assert_eq!(times("19.99", "3").as_deref(), Some("59.97"));
+        assert_eq!(times("0.05", "2").as_deref(), Some("0.10"));
+        assert_eq!(times("+7", "12").as_deref(), Some("84"));
+        assert_eq!(times("0.001", "999999999").as_deref(), Some("999999.999"));
+        assert_eq!(times("1e3", "2"), None);
+        assert_eq!(times("1.", "2"), None);
+        assert_eq!(times("1.5", "x"), None);
+    }
+
+    #[test]
+    fn a_user_profile_with_zone_decimal_comma_and_semicolons() {
+        let toml = r#"
+            name = "laden"
+            delimiter = ";"
+            timezone = "Europe/Berlin"
+            time_formats = ["%d.%m.%Y %H:%M:%S"]
+            decimal_comma = true
+            purchase_total = "price_times_quantity"
+            [columns]
+            event_time = "Zeit"
+            user_id = "Kunde"
+            session_id = "Sitzung"
+            event_type = "Aktion"
+            product_id = "Artikel"
+            product_price = "Preis"
+            quantity = "Menge"
+            country = { column = "Land", optional = true }
+            [event_types]
+            angesehen = "view"
+            gekauft = "purchase"
+        "#;
+        let mut profiles = Profiles::default();
+        profiles.add(crate::transform::Profile::from_toml(toml, "test").unwrap());
+        let text = "Zeit;Kunde;Sitzung;Aktion;Artikel;Preis;Menge\n\
+                    31.03.2024 01:30:00;k1;s1;angesehen;a1;19,99;1\n\
+                    31.03.2024 03:30:00;k1;s1;gekauft;a1;19,99;3\n\
+                    27.10.2024 02:30:00;k1;s1;gekauft;a1;1,5;2\n\
+                    31.03.2024 02:30:00;k1;s1;angesehen;a1;19,99;1\n";
+        let (header, batches) = transform_all_with(text.as_bytes(), &profiles).unwrap();
+        assert_eq!(header.profile, "laden");
+        let batch = &batches[0];
+        assert_eq!(
+            micros(batch),
+            [
+                "2024-03-31T00:30:00Z",
+                "2024-03-31T01:30:00Z",
+                // The repeated hour when summer time ends: the earlier instant.
+                "2024-10-27T00:30:00Z",
+            ]
+            .map(|t| Some(utc(t)))
+        );
+        assert_eq!(
+            strings(batch, "total_amount"),
+            [None, Some("59.97".into()), Some("3.0".into())]
+        );
+        assert_eq!(strings(batch, "product_price")[0].as_deref(), Some("19.99"));
+        let r = &batch.rejects[0];
+        assert_eq!((r.line, r.column.as_deref()), (5, Some("Zeit")));
+        assert_eq!(
+            r.reason,
+            "does not exist in time zone Europe/Berlin (skipped when daylight saving began) \
+             (got \"31.03.2024 02:30:00\")"
+        );
+    }
+}
