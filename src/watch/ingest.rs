@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
+use polars::prelude::DataFrame;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 use tracing::{error, info, instrument, warn};
@@ -40,7 +41,7 @@ enum Streamed {
 }
 
 /// Chunks read ahead of the loader: parsing the next chunk overlaps the COPY of this one.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 1;
 
 impl Watcher {
     /// Claims, reads, transforms, loads and archives one complete file.
@@ -387,8 +388,11 @@ fn read_file(
     }
     loop {
         let next = match reader.next_batch() {
-            Ok(Some(batch)) => {
+            Ok(Some(mut batch)) => {
                 let events = postgres::encode_events(&batch.good, &source_file);
+                // The loader needs only the encoded rows; the frame would double the memory of
+                // every chunk waiting in the channel.
+                batch.good = DataFrame::empty();
                 Ok(Read::Rows(batch, events))
             }
             Ok(None) => return,
