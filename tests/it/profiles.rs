@@ -110,13 +110,36 @@ async fn a_rees46_file_loads_mapped_and_its_rows_dedupe_when_dropped_again() {
     let db = TestDb::new().await;
     let landing = tempfile::tempdir().unwrap();
     drop_fixture(landing.path(), "rees46_2019-Oct_sample.csv", "2019-Oct.csv");
-    watch_once(landing.path(), &db, None);
+    let topic = unique("rees46");
+    watch_once(landing.path(), &db, Some(&topic));
     let pg = db.client().await;
 
     assert_eq!(
         ledger(&pg, "2019-Oct.csv").await,
         (s("loaded"), o("rees46"), 10, 10, 0, 0, None)
     );
+    // The mirror carries the kept attributes too; category_id as text (19 digits).
+    let (messages, _) = read_topic(&topic, 10, std::time::Duration::from_secs(60));
+    assert_eq!(messages.len(), 10, "every event reached the topic");
+    let kept = pg
+        .query(
+            "SELECT event_id::text, brand, category_id::text, category_code FROM streaming.events",
+            &[],
+        )
+        .await
+        .unwrap();
+    for r in &kept {
+        let (_, payload) = &messages[&r.get::<_, String>(0)];
+        assert_eq!(payload["brand"].as_str(), r.get::<_, Option<&str>>(1));
+        assert_eq!(payload["category_id"].as_str(), r.get::<_, Option<&str>>(2));
+        assert_eq!(
+            payload["category_code"].as_str(),
+            r.get::<_, Option<&str>>(3)
+        );
+    }
+    assert!(messages
+        .values()
+        .any(|(_, p)| p["category_id"] == "2053013555631882655" && p["brand"] == "apple"));
     let apple = |t: &str, ty: &str, total: Option<&str>| {
         (
             s(t),
