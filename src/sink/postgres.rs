@@ -186,7 +186,11 @@ const COPY_EVENTS_TYPES: [Type; 18] = [
 /// file's own transaction (so a repeat across chunks is caught too).
 const KNOWN_IDS: &str = "SELECT event_id FROM streaming.events WHERE event_id = ANY($1)";
 
-const DERIVE_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+/// For one file's transaction. The planner's row estimate for events lags far behind while files
+/// pour in (autovacuum analyzes later), and a stale estimate turns the id lookup into a full scan
+/// per chunk. DERIVE reads the file's new events once and aggregates them five ways; with the
+/// default 4 MB of work_mem they would be written to disk and read back five times.
+const LOAD_SETTINGS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'";
 
 /// Purchases, hourly stats and the analytics (sessions, product counts, hourly users) from
 /// exactly the events this file added: a re-delivered event changes nothing anywhere. Stats keys
@@ -304,9 +308,7 @@ impl<'a> FileLoad<'a> {
     /// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
     pub async fn begin(client: &'a mut Client, file: &FileRecord) -> Result<Begun<'a>, LoadError> {
         let tx = client.transaction().await?;
-        // The planner's row estimate for events lags far behind while files pour in (autovacuum
-        // analyzes later), and a stale estimate turns the id lookup into a full scan per chunk.
-        tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+        tx.batch_execute(LOAD_SETTINGS).await?;
         match ledger::insert_loading(&tx, file).await {
             Ok(file_id) => Ok(Begun::Started(FileLoad {
                 tx,
@@ -350,9 +352,6 @@ impl<'a> FileLoad<'a> {
     pub async fn commit(mut self) -> Result<(i64, ledger::Counts, Spent), LoadError> {
         let started = Instant::now();
         if self.counts.loaded > 0 {
-            // The file's new events are read once and aggregated five ways; with the default
-            // 4 MB they would be written to disk and read back five times.
-            self.tx.batch_execute(DERIVE_WORK_MEM).await?;
             self.tx.query_one(DERIVE, &[&self.file_id]).await?;
         }
         self.spent.derive = started.elapsed();
