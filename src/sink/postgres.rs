@@ -186,6 +186,9 @@ const COPY_EVENTS_TYPES: [Type; 18] = [
 /// file's own transaction (so a repeat across chunks is caught too).
 const KNOWN_IDS: &str = "SELECT event_id FROM streaming.events WHERE event_id = ANY($1)";
 
+/// The origin DERIVE bins hours from: any whole UTC hour.
+const UTC_EPOCH: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
 /// For one file's transaction. The planner's row estimate for events lags far behind while files
 /// pour in (autovacuum analyzes later), and a stale estimate turns the id lookup into a full scan
 /// per chunk. DERIVE reads the file's new events once and aggregates them five ways; with the
@@ -194,7 +197,9 @@ const LOAD_SETTINGS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem 
 
 /// Purchases, hourly stats and the analytics (sessions, product counts, hourly users) from
 /// exactly the events this file added: a re-delivered event changes nothing anywhere. Stats keys
-/// are upserted in key order so that concurrent watchers lock them in the same order.
+/// are upserted in key order so that concurrent watchers lock them in the same order. Hours are
+/// `date_bin('1 hour', t, $2)` with $2 = UTC_EPOCH: the same hours as `date_trunc('hour', t,
+/// 'UTC')` (what the recompute views say), without a time-zone lookup per row.
 const DERIVE: &str = "
 WITH fresh AS MATERIALIZED (
     SELECT event_id, event_time, user_id, session_id, event_type, product_id, product_category,
@@ -209,7 +214,7 @@ WITH fresh AS MATERIALIZED (
 ), new_stats AS (
     INSERT INTO streaming.event_stats_hourly AS s
         (hour, event_type, product_category, event_count, quantity, revenue)
-    SELECT date_trunc('hour', event_time, 'UTC'), event_type, coalesce(product_category, ''),
+    SELECT date_bin('1 hour', event_time, $2), event_type, coalesce(product_category, ''),
         count(*), sum(quantity), coalesce(sum(total_amount), 0)
     FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (hour, event_type, product_category) DO UPDATE
@@ -260,7 +265,7 @@ WITH fresh AS MATERIALIZED (
         updated_at  = now()
 ), new_hourly_users AS (
     INSERT INTO streaming.hourly_users (hour, user_id)
-    SELECT DISTINCT date_trunc('hour', event_time, 'UTC'), user_id FROM fresh ORDER BY 1, 2
+    SELECT DISTINCT date_bin('1 hour', event_time, $2), user_id FROM fresh ORDER BY 1, 2
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM fresh";
@@ -352,7 +357,9 @@ impl<'a> FileLoad<'a> {
     pub async fn commit(mut self) -> Result<(i64, ledger::Counts, Spent), LoadError> {
         let started = Instant::now();
         if self.counts.loaded > 0 {
-            self.tx.query_one(DERIVE, &[&self.file_id]).await?;
+            self.tx
+                .query_one(DERIVE, &[&self.file_id, &UTC_EPOCH])
+                .await?;
         }
         self.spent.derive = started.elapsed();
         let started = Instant::now();
