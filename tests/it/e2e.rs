@@ -226,8 +226,48 @@ async fn bad_rows_are_rejected_with_reasons_and_good_rows_still_load() {
         .parse()
         .unwrap();
     assert!(invalid > 100, "{stdout}");
-    watch_once(landing.path(), &db, None);
+    let topic = unique("bad");
+    let dead_letters = format!("{topic}.rejected");
+    watch_once_with(
+        landing.path(),
+        &db,
+        Some(&topic),
+        &["--kafka-rejected-topic", &dead_letters],
+    );
     let pg = db.client().await;
+
+    // The dead-letter topic: every rejected row, keyed by its file, as the ledger stores it.
+    let letter_id =
+        |p: &serde_json::Value| format!("{}:{}", p["file"].as_str().unwrap(), p["line"]);
+    let (letters, _) = read_topic_by(
+        &kafka_brokers(),
+        &dead_letters,
+        letter_id,
+        invalid as usize,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        letters.len(),
+        invalid as usize,
+        "every rejected row is a dead letter"
+    );
+    let stored = pg
+        .query(
+            "SELECT f.file_name, r.line, r.column_name, r.reason, r.raw_line \
+             FROM streaming.rejected_rows r JOIN streaming.ingest_files f USING (file_id)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), invalid as usize);
+    for r in &stored {
+        let (file, line): (String, i64) = (r.get(0), r.get(1));
+        let (key, letter) = &letters[&format!("{file}:{line}")];
+        assert_eq!(key, &file, "keyed by the file's name");
+        assert_eq!(letter["column"].as_str(), r.get::<_, Option<&str>>(2));
+        assert_eq!(letter["reason"].as_str(), Some(r.get::<_, &str>(3)));
+        assert_eq!(letter["raw_line"].as_str(), Some(r.get::<_, &str>(4)));
+    }
     let row = pg
         .query_one(
             "SELECT sum(rows_total)::bigint, sum(rows_loaded)::bigint, sum(rows_rejected)::bigint, \

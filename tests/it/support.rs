@@ -203,6 +203,24 @@ pub fn read_topic_from(
     expected: usize,
     timeout: Duration,
 ) -> (HashMap<String, (String, serde_json::Value)>, usize) {
+    read_topic_by(
+        brokers,
+        topic,
+        |payload| payload["event_id"].as_str().unwrap().to_string(),
+        expected,
+        timeout,
+    )
+}
+
+/// Reads every message of `topic` until `expected` distinct ids (`id` of the payload) arrived or
+/// `timeout`; returns id → (key, payload JSON) and the number of messages read.
+pub fn read_topic_by(
+    brokers: &str,
+    topic: &str,
+    id: impl Fn(&serde_json::Value) -> String,
+    expected: usize,
+    timeout: Duration,
+) -> (HashMap<String, (String, serde_json::Value)>, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("it"))
@@ -223,8 +241,7 @@ pub fn read_topic_from(
         let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap();
         let payload: serde_json::Value =
             serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
-        let id = payload["event_id"].as_str().unwrap().to_string();
-        seen.insert(id, (key, payload));
+        seen.insert(id(&payload), (key, payload));
     }
     (seen, messages)
 }
