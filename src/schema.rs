@@ -40,9 +40,38 @@ pub const DEVICES: [&str; 3] = ["mobile", "desktop", "tablet"];
 /// The timestamp format of `event_time` (RFC 3339, UTC, microseconds).
 pub const EVENT_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.fZ";
 
+/// Writes `time` as shopstream writes an `event_time` (generator files, Kafka messages):
+/// `EVENT_TIME_FORMAT` with exactly six fractional digits, `2026-11-01T10:30:00.123456Z`.
+/// Field by field, because chrono's `format` parses its pattern again on every call.
+pub fn write_event_time(out: &mut String, time: chrono::DateTime<chrono::Utc>) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.timestamp_subsec_micros()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_are_written_with_six_fractional_digits_and_read_back_by_the_format() {
+        let time = chrono::DateTime::from_timestamp_micros(1_793_529_000_000_042).unwrap();
+        let mut text = String::new();
+        write_event_time(&mut text, time);
+        assert_eq!(text, "2026-11-01T10:30:00.000042Z");
+        let back = chrono::NaiveDateTime::parse_from_str(&text, EVENT_TIME_FORMAT).unwrap();
+        assert_eq!(back.and_utc(), time);
+    }
 
     #[test]
     fn header_has_every_column_once_in_contract_order() {

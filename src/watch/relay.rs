@@ -9,8 +9,11 @@ use tokio_postgres::{Row, RowStream};
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use std::fmt::Write as _;
+
 use super::Watcher;
 use crate::ledger;
+use crate::schema;
 use crate::sink::kafka::KafkaMirror;
 
 impl Watcher {
@@ -120,11 +123,10 @@ fn event_message(row: &Row) -> (String, String) {
     let user: String = row.get(2);
     let quantity: i32 = row.get(8);
     let mut json = JsonObject::default();
-    json.text("event_id", Some(&id.to_string()));
-    json.text(
-        "event_time",
-        Some(&time.format(EVENT_TIME_FORMAT_MICROS).to_string()),
-    );
+    json.plain_text("event_id", |out| {
+        out.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+    });
+    json.plain_text("event_time", |out| schema::write_event_time(out, time));
     json.text("user_id", Some(&user));
     json.text("session_id", row.get(3));
     json.text("event_type", row.get(4));
@@ -142,9 +144,6 @@ fn event_message(row: &Row) -> (String, String) {
     (user, json.finish())
 }
 
-/// Always six fractional digits, as the generator writes them.
-const EVENT_TIME_FORMAT_MICROS: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
-
 /// A flat JSON object written field by field; numbers are written as given, so that a
 /// decimal keeps its exact digits (a float would not).
 #[derive(Default)]
@@ -160,10 +159,18 @@ impl JsonObject {
         self.out.push_str("\":");
     }
 
+    /// A string field whose value needs no escaping (ids, times), written by `write`.
+    fn plain_text(&mut self, key: &str, write: impl FnOnce(&mut String)) {
+        self.key(key);
+        self.out.push('"');
+        write(&mut self.out);
+        self.out.push('"');
+    }
+
     fn text(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
         match value {
-            Some(v) => self.out.push_str(&serde_json::Value::from(v).to_string()),
+            Some(v) => push_json_string(&mut self.out, v),
             None => self.out.push_str("null"),
         }
     }
@@ -182,6 +189,25 @@ impl JsonObject {
     }
 }
 
+/// `value` as a JSON string: quotes, backslashes and control characters escaped.
+fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,15 +217,24 @@ mod tests {
         let mut json = JsonObject::default();
         json.text("name", Some("a \"quoted\"\nline"));
         json.text("none", None);
+        json.text("tab", Some("a\tb\u{1}"));
+        json.plain_text("id", |out| out.push_str("x-1"));
         json.number("price", Some("12.50"));
         json.number("total", None);
         let text = json.finish();
         assert_eq!(
             text,
-            r#"{"name":"a \"quoted\"\nline","none":null,"price":12.50,"total":null}"#
+            r#"{"name":"a \"quoted\"\nline","none":null,"tab":"a\tb\u0001","id":"x-1","price":12.50,"total":null}"#
         );
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["name"], "a \"quoted\"\nline");
+        assert_eq!(parsed["tab"], "a\tb\u{1}");
         assert_eq!(JsonObject::default().finish(), "{}");
+        for tricky in ["", "ü€😀", "\u{7f}", "\\", "\"", "\u{0}\u{1f}", "a\\\"b"] {
+            let mut out = String::new();
+            push_json_string(&mut out, tricky);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, tricky, "{out}");
+        }
     }
 }
