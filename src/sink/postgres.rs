@@ -161,26 +161,9 @@ const COPY_EVENTS: &str = "COPY streaming.events (event_id, event_time, quantity
     product_id, product_category, device, country, brand, category_id, category_code, file_id) \
     FROM STDIN (FORMAT binary)";
 
-const COPY_EVENTS_TYPES: [Type; 18] = [
-    Type::UUID,
-    Type::TIMESTAMPTZ,
-    Type::INT4,
-    Type::NUMERIC,
-    Type::NUMERIC,
-    Type::JSONB,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT, // brand
-    Type::INT8, // category_id
-    Type::TEXT, // category_code
-    Type::INT8, // file_id
-];
+/// Fields of every COPY_EVENTS tuple; `encode_events` writes them in its column order, each
+/// with its type beside it.
+const COPY_EVENTS_FIELDS: i16 = 18;
 
 /// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
 /// file's own transaction (so a repeat across chunks is caught too).
@@ -454,7 +437,7 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         let time: Option<DateTime<Utc>> = time.and_then(DateTime::from_timestamp_micros);
         // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
-        out.put_i16(COPY_EVENTS_TYPES.len() as i16);
+        out.put_i16(COPY_EVENTS_FIELDS);
         put_field(&mut out, &id, &Type::UUID)?;
         put_field(&mut out, &time, &Type::TIMESTAMPTZ)?;
         put_field(&mut out, &quantity, &Type::INT4)?;
@@ -576,4 +559,19 @@ async fn copy_rejected_rows(
     }
     writer.finish().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_copy_tuple_has_one_field_per_column_of_the_copy() {
+        let columns = COPY_EVENTS
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list.split(',').count())
+            .unwrap();
+        assert_eq!(columns, COPY_EVENTS_FIELDS as usize);
+    }
 }
