@@ -1,6 +1,6 @@
 //! Command-line and environment configuration of both binaries, parsed once into a settings
-//! struct. Each field's doc comment is its `--help` text. Parsing and validation do no I/O,
-//! except reading the user's source profile files, so that a broken one stops the start.
+//! struct. Each field's doc comment is its `--help` text. Parsing and validation do no I/O: the
+//! user's source profile files are read when the watcher is built (`watch::run`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::generator::GenSettings;
-use crate::transform::{ProfileError, Profiles};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
 pub const DEFAULT_LANDING_DIR: &str = "landing";
@@ -82,8 +81,6 @@ pub enum ConfigError {
         value: String,
         source: std::net::AddrParseError,
     },
-    #[error("--profiles-dir: {0}")]
-    Profiles(#[from] ProfileError),
 }
 
 impl GenArgs {
@@ -154,7 +151,7 @@ pub struct WatchArgs {
     #[arg(long, env = "KAFKA_TOPIC", default_value = DEFAULT_TOPIC)]
     pub kafka_topic: String,
     /// How long Kafka may take to acknowledge an event before the file goes back to the backlog.
-    #[arg(long, env = "KAFKA_TIMEOUT_MS", default_value_t = DEFAULT_KAFKA_TIMEOUT_MS)]
+    #[arg(long, env = "KAFKA_TIMEOUT_MS", default_value_t = DEFAULT_KAFKA_TIMEOUT_MS, allow_negative_numbers = true)]
     pub kafka_timeout_ms: u64,
     /// Ingest what is in the landing directory now, then exit (batch mode).
     #[arg(long)]
@@ -164,10 +161,10 @@ pub struct WatchArgs {
     #[arg(long, env = "WORKERS", default_value_t = DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
     /// A file not renamed into place is read only after nothing wrote to it for this long.
-    #[arg(long, env = "SETTLE_MS", default_value_t = DEFAULT_SETTLE_MS)]
+    #[arg(long, env = "SETTLE_MS", default_value_t = DEFAULT_SETTLE_MS, allow_negative_numbers = true)]
     pub settle_ms: u64,
     /// Rescan the directory this often, to catch files whose notify events were lost.
-    #[arg(long, env = "RESCAN_SECS", default_value_t = DEFAULT_RESCAN_SECS)]
+    #[arg(long, env = "RESCAN_SECS", default_value_t = DEFAULT_RESCAN_SECS, allow_negative_numbers = true)]
     pub rescan_secs: u64,
     /// Marker mode: read `x.csv` only once `x.csv<SUFFIX>` exists (for example `.done`).
     #[arg(long, env = "MARKER_SUFFIX", value_name = "SUFFIX")]
@@ -176,13 +173,13 @@ pub struct WatchArgs {
     #[arg(long, env = "KAFKA_REJECTED_TOPIC", default_value = DEFAULT_REJECTED_TOPIC)]
     pub kafka_rejected_topic: String,
     /// A file whose share of bad rows is above this is quarantined whole and nothing of it loads.
-    #[arg(long, env = "MAX_REJECT_FRACTION", default_value_t = DEFAULT_MAX_REJECT_FRACTION)]
+    #[arg(long, env = "MAX_REJECT_FRACTION", default_value_t = DEFAULT_MAX_REJECT_FRACTION, allow_negative_numbers = true)]
     pub max_reject_fraction: f64,
     /// Larger files are rejected whole (protects the machine from a wrong file dropped in).
-    #[arg(long, env = "MAX_FILE_BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
+    #[arg(long, env = "MAX_FILE_BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES, allow_negative_numbers = true)]
     pub max_file_bytes: u64,
     /// Longer lines reject their file: no CSV export has such rows.
-    #[arg(long, env = "MAX_LINE_BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    #[arg(long, env = "MAX_LINE_BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES, allow_negative_numbers = true)]
     pub max_line_bytes: usize,
     /// Address of the HTTP server: dashboard `/`, `/metrics` (Prometheus), `/healthz`, `/files`
     /// (per-file lifecycle). Empty or `off` turns it off. It serves even while Postgres is down.
@@ -213,8 +210,8 @@ pub struct WatchSettings {
     pub limits: crate::transform::Limits,
     /// Where the HTTP server listens; `None` when turned off.
     pub http_addr: Option<std::net::SocketAddr>,
-    /// Source profiles a file's header is matched against: built-ins, then the user's.
-    pub profiles: Profiles,
+    /// Directory of the user's source profiles, read when the watcher is built.
+    pub profiles_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -230,10 +227,7 @@ impl std::fmt::Debug for WatchSettings {
             .field("marker_suffix", &self.marker_suffix)
             .field("max_reject_fraction", &self.max_reject_fraction)
             .field("http_addr", &self.http_addr)
-            .field(
-                "profiles",
-                &self.profiles.iter().map(|p| &p.name).collect::<Vec<_>>(),
-            )
+            .field("profiles_dir", &self.profiles_dir)
             .finish_non_exhaustive()
     }
 }
@@ -264,7 +258,6 @@ impl WatchArgs {
             })?),
         };
         let marker_suffix = self.marker_suffix.filter(|s| !s.is_empty());
-        let profiles = Profiles::load(self.profiles_dir.as_deref())?;
         let brokers = self.kafka_brokers.trim();
         Ok(WatchSettings {
             database_url: self.database_url,
@@ -284,7 +277,7 @@ impl WatchArgs {
                 max_line_bytes: self.max_line_bytes,
             },
             http_addr,
-            profiles,
+            profiles_dir: self.profiles_dir,
         })
     }
 }
@@ -372,31 +365,6 @@ mod tests {
         assert_eq!(off.http_addr, None);
         let bad = WatchArgs::parse_from(["watch", "--http-addr", "localhost"]).validate();
         assert!(matches!(bad, Err(ConfigError::HttpAddr { .. })));
-    }
-
-    #[test]
-    fn a_broken_profile_file_stops_the_start_naming_file_and_problem() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("shop.toml");
-        std::fs::write(&path, "name = \"shop\"\n[columns]\nevent_time = 3\n").unwrap();
-        let dir_arg = dir.path().to_str().unwrap();
-        let err = WatchArgs::parse_from(["watch", "--profiles-dir", dir_arg])
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("--profiles-dir: source profile "), "{err}");
-        assert!(err.contains("shop.toml"), "{err}");
-        assert!(err.contains("line 3"), "{err}");
-        let missing = WatchArgs::parse_from(["watch", "--profiles-dir", "/nonexistent/profiles"])
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            missing.starts_with(
-                "--profiles-dir: cannot read the profiles directory /nonexistent/profiles"
-            ),
-            "{missing}"
-        );
     }
 
     #[test]

@@ -1,22 +1,24 @@
 //! shopstream: a file-drop streaming ETL for e-commerce event CSV files.
 //!
-//! The data's path, one module per stage:
-//! `generator` (shopstream-gen) → landing/ → [`landing`] (complete files, identity, archive)
-//! → [`transform`] (Polars read + contract validation) → [`sink::postgres`] (one transaction
-//! per file, with the [`ledger`]) → [`sink::kafka`] (mirror of committed events).
-//! [`watch`] drives the stages; [`config`] and [`schema`] are shared by all. [`metrics`] and
-//! [`serve`] (dashboard, /metrics, /healthz, file lifecycle) observe them; [`progress`] shows
-//! the binaries' progress.
+//! One module per stage of the data's path (ARCHITECTURE.md draws it and gives the
+//! exactly-once argument):
+//! `generator` (shopstream-gen) → landing/ → [`landing`] (discover, settle, identity, claim,
+//! archive) → [`transform`] (reader, header, profiles, mapping, rules) → [`load`] (Postgres:
+//! one transaction per file, with the ledger) → [`mirror`] (Kafka, from the outbox after
+//! commit). [`watch`] drives the stages; [`serve`] (dashboard, /metrics, /healthz, files)
+//! observes them beside the path. Shared by all: [`config`] (one settings struct built once),
+//! [`schema`] (the contract's names), [`backoff`], [`metrics`], [`progress`], [`telemetry`].
 
+pub mod backoff;
 pub mod config;
 pub mod generator;
 pub mod landing;
-pub mod ledger;
+pub mod load;
 pub mod metrics;
+pub mod mirror;
 pub mod progress;
 pub mod schema;
 pub mod serve;
-pub mod sink;
 pub mod telemetry;
 pub mod transform;
 pub mod watch;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use ::metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::ledger::Counts;
+use crate::load::Counts;
 
 /// Files finished, by `outcome` (loaded, duplicate_file, rejected).
 pub const FILES: &str = "shopstream_files_total";

@@ -1,5 +1,6 @@
-//! The native CSV contract of DESIGN.md: column names and order, event types, devices.
-//! Every other module asks this one what a column is called; none spells a column name itself.
+//! The native CSV contract (README, "CSV contract"): column names and order, event types,
+//! devices, the event_time format. The contract's lists are defined here; code that needs one
+//! column (a rule, a COPY column list, a query) names it where it uses it.
 //! Invariant: `COLUMNS` is the header shopstream-gen writes, in order. `KEPT_COLUMNS` are not
 //! part of the native header: source profiles may fill them, native files leave them empty.
 

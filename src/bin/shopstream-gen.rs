@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("shopstream-gen: {e:#}");
+            telemetry::eprint_line(&format!("shopstream-gen: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -35,7 +35,7 @@ fn run() -> anyhow::Result<()> {
         generator::run(&settings, |rows| progress.set(rows)).context("generation failed")?;
     progress.finish();
     let secs = report.elapsed.as_secs_f64().max(1e-9);
-    println!(
+    telemetry::print_line(&format!(
         "shopstream-gen: wrote {} rows in {} files to {} in {:.2}s ({:.0} rows/s); seed {}, duplicates {}, late {}, invalid {}",
         report.rows,
         report.files.len(),
@@ -46,6 +46,6 @@ fn run() -> anyhow::Result<()> {
         report.duplicates,
         report.late,
         report.invalid
-    );
+    ));
     Ok(())
 }

@@ -1,12 +1,23 @@
 //! shopstream-watch: parse flags → watch::run → print what was done. SIGINT and SIGTERM
-//! request a graceful stop: the current file commits or rolls back, the mirror flushes, exit 0.
+//! request a graceful stop: the current file commits or rolls back, the mirror flushes.
+//! Exit codes (README, "Exit codes"): 0 done, 1 failed, 2 a wrong setting, 130 / 143 a batch
+//! run stopped by SIGINT / SIGTERM before the landing directory was drained.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
 use shopstream::config::WatchArgs;
+use shopstream::telemetry::{eprint_line, print_line};
+use shopstream::watch::{RunStats, WatchError};
 use shopstream::{telemetry, watch};
 use tokio::signal::unix::{signal, SignalKind};
+
+/// A setting that retrying cannot fix (as sysexits' EX_USAGE would be, kept small for shells).
+const EXIT_WRONG_SETTING: u8 = 2;
+const SIGINT: u8 = 2;
+const SIGTERM: u8 = 15;
 
 fn main() -> ExitCode {
     telemetry::init_logging();
@@ -16,35 +27,73 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("shopstream-watch: cannot start the async runtime: {e}");
+            eprint_line(&format!(
+                "shopstream-watch: cannot start the async runtime: {e}"
+            ));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("shopstream-watch: {e:#}");
-            ExitCode::FAILURE
+            eprint_line(&format!("shopstream-watch: {e:#}"));
+            let wrong_setting = e
+                .downcast_ref::<WatchError>()
+                .is_some_and(WatchError::is_wrong_setting)
+                || e.downcast_ref::<shopstream::config::ConfigError>()
+                    .is_some();
+            if wrong_setting {
+                ExitCode::from(EXIT_WRONG_SETTING)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<ExitCode> {
     let settings = WatchArgs::parse().validate()?;
+    let once = settings.once;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let stopped_by = Arc::new(AtomicU8::new(0));
+    let signal_seen = stopped_by.clone();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-        }
+        let signo = tokio::select! {
+            _ = sigint.recv() => SIGINT,
+            _ = sigterm.recv() => SIGTERM,
+        };
+        signal_seen.store(signo, Ordering::SeqCst);
         let _ = stop.send(true);
     });
     let stats = watch::run(settings, shutdown).await?;
+    print_line(&summary(&stats));
+    let signo = stopped_by.load(Ordering::SeqCst);
+    // A scheduler must be able to tell a partial batch from a full one; a service asked to
+    // stop has done what it was asked.
+    if once && stats.files_left > 0 && signo != 0 {
+        return Ok(ExitCode::from(128 + signo));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(stats: &RunStats) -> String {
     let secs = stats.elapsed.as_secs_f64().max(1e-9);
-    println!(
-        "shopstream-watch: files loaded {}, duplicate {}, rejected {}; rows {} = loaded {} + rejected {} + duplicate {}; {:.2}s ({:.0} rows/s); files awaiting Kafka mirror {}",
+    let mirror = match stats.unmirrored_files {
+        Some(n) => format!("files awaiting Kafka mirror {n}"),
+        None => "Kafka mirror off".to_string(),
+    };
+    let left = if stats.files_left > 0 {
+        format!(
+            "; stopped early, files left in the landing directory {}",
+            stats.files_left
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "shopstream-watch: files loaded {}, duplicate {}, rejected {}; rows {} = loaded {} + rejected {} + duplicate {}; {:.2}s ({:.0} rows/s); {mirror}{left}",
         stats.files_loaded,
         stats.files_duplicate,
         stats.files_rejected,
@@ -54,7 +103,5 @@ async fn run() -> anyhow::Result<()> {
         stats.rows_duplicate,
         secs,
         stats.rows_total as f64 / secs,
-        stats.unmirrored_files
-    );
-    Ok(())
+    )
 }

@@ -132,7 +132,7 @@ impl AppState {
     async fn client(&self) -> Result<MutexGuard<'_, Option<Client>>, String> {
         let mut guard = self.pg.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
-            let connect = crate::sink::postgres::connect(&self.database_url);
+            let connect = crate::load::connect(&self.database_url);
             match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(client)) => *guard = Some(client),
                 Ok(Err(e)) => return Err(e.to_string()),
@@ -163,7 +163,7 @@ async fn dashboard_page(State(state): State<Arc<AppState>>) -> Html<String> {
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(guard) = state.client().await {
         if let Some(client) = guard.as_ref() {
-            match crate::ledger::unmirrored(client).await {
+            match crate::mirror::outbox::unmirrored(client).await {
                 Ok(files) => crate::metrics::set_unmirrored(files.len() as i64),
                 Err(e) => warn!(error = %e, "Cannot count the mirror backlog for /metrics."),
             }

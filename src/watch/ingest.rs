@@ -10,10 +10,12 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 use tracing::{error, info, instrument, warn};
 
-use super::{Outcome, Watcher};
+use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
-use crate::ledger::{self, Counts, FileRecord, LoadedFile};
-use crate::sink::postgres::{self, Begun, EncodedEvents, FileLoad, LoadError, Spent};
+use crate::load::ledger;
+use crate::load::{
+    self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, LoadedFile, Spent,
+};
 use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles};
 
 /// What the reader thread sends: the header first, then the row chunks, each with its good
@@ -44,25 +46,32 @@ enum Streamed {
 const READ_AHEAD: usize = 1;
 
 impl Watcher {
-    /// Claims, reads, transforms, loads and archives one complete file.
+    /// Claims, reads, transforms, loads and archives one complete file, and counts how that
+    /// ended in the run's statistics.
     #[instrument(skip_all, fields(file = %path.file_name().unwrap_or_default().to_string_lossy()))]
     pub(super) async fn process(&mut self, path: &Path, admission: Admission) -> Outcome {
+        let outcome = self.claim_and_process(path, admission).await;
+        self.stats.record(&outcome);
+        outcome
+    }
+
+    async fn claim_and_process(&mut self, path: &Path, admission: Admission) -> Outcome {
         if let Err(e) = self.ensure_connected().await {
-            return Outcome::Retry(e.to_string());
+            return Outcome::Retry(e.into());
         }
         let name = path
             .file_name()
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        match ledger::try_claim(&self.client, &name).await {
+        match landing::try_claim(&self.client, &name).await {
             Ok(true) => {}
             Ok(false) => return Outcome::Busy,
-            Err(e) => return Outcome::Retry(e.to_string()),
+            Err(e) => return Outcome::Retry(e.into()),
         }
         let outcome = self.process_claimed(path, name.clone(), admission).await;
         if !self.client.is_closed() {
-            if let Err(e) = ledger::release_claim(&self.client, &name).await {
+            if let Err(e) = landing::release_claim(&self.client, &name).await {
                 warn!(error = %e, "Cannot release the file's claim; it ends with this connection.");
             }
         }
@@ -83,7 +92,7 @@ impl Watcher {
                 Ok(Ok(identity)) => identity,
                 // Gone since it was seen: another watcher finished it, or a user took it back.
                 Ok(Err(IdentityError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Outcome::Done
+                    return Outcome::Gone
                 }
                 Ok(Err(e)) => {
                     let file = FileRecord {
@@ -97,7 +106,7 @@ impl Watcher {
                     };
                     return self.reject_file(path, &file, &e.to_string()).await;
                 }
-                Err(e) => return Outcome::Retry(format!("the hashing task failed: {e}")),
+                Err(e) => return Outcome::Retry(RetryCause::Task(format!("hashing: {e}"))),
             };
         let file = FileRecord {
             file_name: name,
@@ -111,7 +120,7 @@ impl Watcher {
         match ledger::find_loaded(&self.client, &file.sha256, file.size_bytes).await {
             Ok(Some(earlier)) => return self.already_loaded(path, &file, Some(earlier)).await,
             Ok(None) => {}
-            Err(e) => return Outcome::Retry(e.to_string()),
+            Err(e) => return Outcome::Retry(e.into()),
         }
         self.load(path, &file, &identity).await
     }
@@ -120,16 +129,16 @@ impl Watcher {
         let (tx, mut rx) = mpsc::channel(READ_AHEAD);
         let source = path.to_path_buf();
         let limits = self.settings.limits;
-        let profiles = self.settings.profiles.clone();
+        let profiles = self.profiles.clone();
         let reader = tokio::task::spawn_blocking(move || read_file(source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
             Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
             Some(Ok(Read::Rows(..))) | None => {
-                return Outcome::Retry(format!(
+                return Outcome::Retry(RetryCause::Task(format!(
                     "the reader stopped early: {:?}",
                     reader.await.err()
-                ))
+                )))
             }
         };
         let mut rejects = self
@@ -149,7 +158,7 @@ impl Watcher {
         drop(rx);
         let streamed = match streamed {
             Ok(streamed) => streamed,
-            Err(e) if e.is_retryable() => return Outcome::Retry(e.to_string()),
+            Err(e) if e.is_retryable() => return Outcome::Retry(e.into()),
             Err(e) => return self.reject_file(path, file, &e.to_string()).await,
         };
         match streamed {
@@ -184,9 +193,7 @@ impl Watcher {
                     .flatten();
                 self.already_loaded(path, file, earlier).await
             }
-            Streamed::Changed => Outcome::Retry(
-                "the file changed while it was read; it is read again once it settles".into(),
-            ),
+            Streamed::Changed => Outcome::Retry(RetryCause::Changed),
         }
     }
 
@@ -198,19 +205,13 @@ impl Watcher {
         counts: Counts,
         spent: Spent,
     ) -> Outcome {
-        self.stats.rows_total += counts.total as u64;
-        self.stats.rows_loaded += counts.loaded as u64;
-        self.stats.rows_rejected += counts.rejected as u64;
-        self.stats.rows_duplicate += counts.duplicate as u64;
         let archived = if counts.loaded == 0 && counts.duplicate == 0 {
-            self.stats.files_rejected += 1;
             let reason = format!(
                 "All {} rows broke the contract; see {}.rejected.csv or streaming.rejected_rows (file_id {file_id}).",
                 counts.total, file.file_name
             );
             self.landing.archive_rejected(path, &reason)
         } else {
-            self.stats.files_loaded += 1;
             self.landing.archive_processed(path)
         };
         self.note_archived(file_id, archived).await;
@@ -238,7 +239,7 @@ impl Watcher {
             "File loaded."
         );
         self.mirror_file(file_id).await;
-        Outcome::Done
+        Outcome::Loaded(counts)
     }
 
     async fn note_archived(&mut self, file_id: i64, archived: std::io::Result<PathBuf>) {
@@ -271,7 +272,7 @@ impl Watcher {
             );
             let archived = self.landing.archive_processed(path);
             self.note_archived(e.file_id, archived).await;
-            return Outcome::Done;
+            return Outcome::Archived;
         }
         // Same bytes under another name, or dropped again: audit it, load nothing.
         let note = match &earlier {
@@ -281,22 +282,20 @@ impl Watcher {
         let file_id =
             match ledger::record_unloaded(&self.client, file, "duplicate_file", &note).await {
                 Ok(id) => id,
-                Err(e) => return Outcome::Retry(e.to_string()),
+                Err(e) => return Outcome::Retry(e.into()),
             };
-        self.stats.files_duplicate += 1;
         crate::metrics::file_finished("duplicate_file", &Counts::default(), file.started_at); // analytics
         info!(%note, "Duplicate file skipped.");
         let archived = self.landing.archive_processed(path);
         self.note_archived(file_id, archived).await;
-        Outcome::Done
+        Outcome::Duplicate
     }
 
     async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {
         let file_id = match ledger::record_unloaded(&self.client, file, "rejected", reason).await {
             Ok(id) => id,
-            Err(e) => return Outcome::Retry(e.to_string()),
+            Err(e) => return Outcome::Retry(e.into()),
         };
-        self.stats.files_rejected += 1;
         crate::metrics::file_finished("rejected", &Counts::default(), file.started_at); // analytics
         warn!(file = %file.file_name, %reason, "File rejected.");
         let message = format!(
@@ -306,7 +305,7 @@ impl Watcher {
         );
         let archived = self.landing.archive_rejected(path, &message);
         self.note_archived(file_id, archived).await;
-        Outcome::Done
+        Outcome::Rejected(reason.to_string())
     }
 }
 
@@ -389,7 +388,7 @@ fn read_file(
     loop {
         let next = match reader.next_batch() {
             Ok(Some(mut batch)) => {
-                let events = postgres::encode_events(&batch.good, &source_file);
+                let events = load::encode_events(&batch.good, &source_file);
                 // The loader needs only the encoded rows; the frame would double the memory of
                 // every chunk waiting in the channel.
                 batch.good = DataFrame::empty();

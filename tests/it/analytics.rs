@@ -12,26 +12,18 @@ const SESSIONS: &str =
     "SELECT session_id, user_id, started_at, ended_at, duration, events, views, \
     carts, removes, purchases, revenue, reached_cart, purchased FROM streaming.sessions";
 
-const SESSIONS_RECOMPUTE: &str = "SELECT session_id, min(user_id), min(event_time), max(event_time), \
-    max(event_time) - min(event_time), count(*), \
-    count(*) FILTER (WHERE event_type = 'view'), count(*) FILTER (WHERE event_type = 'add_to_cart'), \
-    count(*) FILTER (WHERE event_type = 'remove_from_cart'), count(*) FILTER (WHERE event_type = 'purchase'), \
-    coalesce(sum(total_amount), 0), bool_or(event_type = 'add_to_cart'), bool_or(event_type = 'purchase') \
-    FROM streaming.events GROUP BY session_id";
+const SESSIONS_RECOMPUTE: &str = "SELECT * FROM streaming.sessions_recompute";
 
 const PRODUCTS: &str =
     "SELECT product_id, product_category, views, add_to_cart, removes, purchases, \
     units_sold, revenue, cart_rate, conversion_rate FROM streaming.product_metrics";
 
-const PRODUCTS_RECOMPUTE: &str = "SELECT product_id, coalesce(product_category, ''), \
-    count(*) FILTER (WHERE event_type = 'view'), count(*) FILTER (WHERE event_type = 'add_to_cart'), \
-    count(*) FILTER (WHERE event_type = 'remove_from_cart'), count(*) FILTER (WHERE event_type = 'purchase'), \
-    coalesce(sum(quantity) FILTER (WHERE event_type = 'purchase'), 0), coalesce(sum(total_amount), 0), \
-    round(count(*) FILTER (WHERE event_type = 'add_to_cart')::numeric \
-          / nullif(count(*) FILTER (WHERE event_type = 'view'), 0), 4), \
-    round(count(*) FILTER (WHERE event_type = 'purchase')::numeric \
-          / nullif(count(*) FILTER (WHERE event_type = 'view'), 0), 4) \
-    FROM streaming.events GROUP BY 1, 2";
+/// The rates as `product_metrics` computes them, over the counts' recompute view.
+const PRODUCTS_RECOMPUTE: &str = "SELECT *, round(add_to_cart::numeric / nullif(views, 0), 4), \
+    round(purchases::numeric / nullif(views, 0), 4) FROM streaming.product_counts_recompute";
+
+const HOURLY_USERS: &str = "SELECT hour, user_id FROM streaming.hourly_users";
+const HOURLY_USERS_RECOMPUTE: &str = "SELECT * FROM streaming.hourly_users_recompute";
 
 const KPIS: &str = "SELECT hour, views, carts, purchases, revenue, sessions, converted_sessions, \
     conversion_rate, cart_abandonment_rate, average_order_value, active_users FROM streaming.kpis";
@@ -82,10 +74,11 @@ async fn differences(pg: &Client, what: &str, a: &str, b: &str) -> i64 {
     n
 }
 
-/// All three analytics equal their recompute; returns the number of differing rows.
+/// Every analytics table and view equals its recompute; returns the number of differing rows.
 async fn analytics_mismatches(pg: &Client) -> i64 {
     differences(pg, "sessions", SESSIONS, SESSIONS_RECOMPUTE).await
         + differences(pg, "product_metrics", PRODUCTS, PRODUCTS_RECOMPUTE).await
+        + differences(pg, "hourly_users", HOURLY_USERS, HOURLY_USERS_RECOMPUTE).await
         + differences(pg, "kpis", KPIS, KPIS_RECOMPUTE).await
 }
 

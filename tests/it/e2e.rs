@@ -326,7 +326,7 @@ async fn snapshot(pg: &tokio_postgres::Client) -> (i64, i64, i64, i64) {
 /// the contract admits must arrive as the very value (and scale) PostgreSQL reads from the text.
 #[tokio::test(flavor = "multi_thread")]
 async fn decimals_sent_in_binary_equal_the_servers_reading_of_the_text() {
-    use shopstream::sink::binary::Decimal;
+    use shopstream::load::binary::Decimal;
     let db = TestDb::new().await;
     let pg = db.client().await;
     let samples = [

@@ -17,6 +17,9 @@ mod dashboard;
 mod e2e;
 /// shopstream-gen: determinism, the contract's shape, the fault knobs.
 mod gen;
+/// Exit codes of wrong settings and interrupted batches, a relative landing directory, a
+/// closed log pipe.
+mod operations;
 /// Postgres and Kafka stopped and started under a running watcher.
 mod outage;
 /// Source profiles: REES46 and user layouts mapped onto the contract, detection errors.

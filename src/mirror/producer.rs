@@ -1,6 +1,6 @@
 //! Kafka mirror: produces a file's loaded events (already committed in Postgres) to a topic,
 //! keyed by user_id, with an idempotent producer (acks=all, lz4), and waits for every delivery.
-//! At-least-once: the caller marks the file mirrored only after `produce_all` succeeds.
+//! At-least-once: the relay marks a file mirrored only after every delivery succeeded.
 //! Never reads files and never writes Postgres.
 
 use std::collections::VecDeque;

@@ -1,9 +1,10 @@
 //! The file ledger (`streaming.ingest_files`): one audit row per file the watcher finished with,
-//! the content identity that makes loading exactly-once, and the outbox of files whose events
-//! Kafka has not acknowledged yet. Owns every ledger query; knows nothing of CSV or Kafka.
+//! and the content identity (sha256 + size, a unique index over loaded files) that makes
+//! loading exactly-once. Owns every write of the ledger but the outbox's `mirrored_at`
+//! ([`crate::mirror::outbox`]); `serve` reads it for display. Knows nothing of CSV or Kafka.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{GenericClient, RowStream};
+use tokio_postgres::GenericClient;
 
 /// What the ledger knows about a file before it is loaded.
 #[derive(Debug, Clone)]
@@ -129,36 +130,6 @@ pub async fn record_unloaded(
     Ok(row.get(0))
 }
 
-/// Loaded files whose events Kafka has not acknowledged, oldest first.
-pub async fn unmirrored(client: &impl GenericClient) -> Result<Vec<i64>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT file_id FROM streaming.ingest_files \
-             WHERE status = 'loaded' AND mirrored_at IS NULL ORDER BY file_id",
-            &[],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// The events a file loaded, streamed as rows of the contract's columns in contract order
-/// and the kept source attributes (decimals and `category_id` as text, to keep their digits), so that a file of millions of events is never held
-/// in memory.
-pub async fn outbox_events(
-    client: &impl GenericClient,
-    file_id: i64,
-) -> Result<RowStream, tokio_postgres::Error> {
-    client
-        .query_raw(
-            "SELECT event_id, event_time, user_id, session_id, event_type, product_id,
-                 product_category, product_price::text, quantity, total_amount::text, device,
-                 country, brand, category_id::text, category_code
-             FROM streaming.events WHERE file_id = $1",
-            [file_id],
-        )
-        .await
-}
-
 /// Records that the file left the landing directory; a loaded file without it is moved at restart.
 pub async fn mark_archived(
     client: &impl GenericClient,
@@ -171,67 +142,4 @@ pub async fn mark_archived(
         )
         .await?;
     Ok(())
-}
-
-pub async fn mark_mirrored(
-    client: &impl GenericClient,
-    file_id: i64,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "UPDATE streaming.ingest_files SET mirrored_at = clock_timestamp() WHERE file_id = $1",
-            &[&file_id],
-        )
-        .await?;
-    Ok(())
-}
-
-/// The rejected rows of a file for the dead-letter topic: (key = file name, JSON payload).
-pub async fn outbox_rejects(
-    client: &impl GenericClient,
-    file_id: i64,
-) -> Result<RowStream, tokio_postgres::Error> {
-    client
-        .query_raw(
-            "SELECT f.file_name, json_build_object(
-                 'file', f.file_name, 'file_id', r.file_id, 'line', r.line,
-                 'column', r.column_name, 'reason', r.reason, 'raw_line', r.raw_line)::text
-             FROM streaming.rejected_rows r JOIN streaming.ingest_files f USING (file_id)
-             WHERE r.file_id = $1 ORDER BY r.line",
-            [file_id],
-        )
-        .await
-}
-
-/// Claims a landing file for this database session, so that of several watchers sharing one
-/// landing directory exactly one reads it. The claim is a session advisory lock: it is
-/// released by [`release_claim`], and by Postgres itself when the holder's connection dies, so
-/// a crashed watcher never leaves a file stuck.
-pub async fn try_claim(
-    client: &impl GenericClient,
-    file_name: &str,
-) -> Result<bool, tokio_postgres::Error> {
-    let row = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&claim_key(file_name)])
-        .await?;
-    Ok(row.get(0))
-}
-
-pub async fn release_claim(
-    client: &impl GenericClient,
-    file_name: &str,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .query_one("SELECT pg_advisory_unlock($1)", &[&claim_key(file_name)])
-        .await?;
-    Ok(())
-}
-
-/// A 64-bit lock key from the file name (names, not contents: the claim exists before hashing).
-fn claim_key(file_name: &str) -> i64 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("shopstream-claim:{file_name}").as_bytes());
-    let mut key = [0u8; 8];
-    key.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(key)
 }

@@ -1,0 +1,144 @@
+//! Landing: where files arrive and leave. This file discovers candidates in the landing
+//! directory; [`settle`] says when one is complete, [`identity`] what it is by content,
+//! [`claim`] which watcher reads it, and [`archive`] where it goes when done (`processed/`, or
+//! `rejected/` with a reason beside it). Owns every file-system move; never parses CSV, and
+//! talks to Postgres only for claims. Nothing is deleted.
+
+mod archive;
+mod claim;
+mod identity;
+mod settle;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use archive::RejectsFile;
+pub use claim::{release_claim, try_claim};
+pub use identity::{identify, Identity, IdentityError};
+pub use settle::{settle_wait, unchanged_since, Readiness};
+
+pub const PROCESSED: &str = "processed";
+pub const REJECTED: &str = "rejected";
+
+/// Name endings of files that are still being written by some other program.
+const TEMPORARY_SUFFIXES: [&str; 6] = [".tmp", ".part", ".partial", ".crdownload", ".swp", "~"];
+
+/// Why a file was judged complete; recorded in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// It was renamed into place (rename is atomic, so it was whole when it appeared).
+    Renamed,
+    /// Its size and mtime did not change for the settle interval.
+    Settled,
+    /// Its marker file (`<name><marker suffix>`) exists.
+    Marker,
+}
+
+impl Admission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admission::Renamed => "renamed",
+            Admission::Settled => "settled",
+            Admission::Marker => "marker",
+        }
+    }
+}
+
+/// The landing directory and its two archive folders.
+#[derive(Debug, Clone)]
+pub struct LandingDir {
+    pub root: PathBuf,
+    /// Marker mode: `x.csv` is complete once `x.csv<suffix>` exists.
+    marker_suffix: Option<String>,
+}
+
+impl LandingDir {
+    /// Opens `root`, creating it and its archive folders if missing (and saying so). The root
+    /// is made absolute once, here: notify reports absolute paths, and a relative root would
+    /// match none of them.
+    pub fn open(root: &Path, marker_suffix: Option<String>) -> io::Result<LandingDir> {
+        if fs::symlink_metadata(root).is_err() {
+            tracing::warn!(landing = %root.display(), "The landing directory did not exist; created it.");
+        }
+        fs::create_dir_all(root.join(PROCESSED))?;
+        fs::create_dir_all(root.join(REJECTED))?;
+        Ok(LandingDir {
+            root: fs::canonicalize(root)?,
+            marker_suffix,
+        })
+    }
+
+    /// True for a path directly in the landing directory whose name marks a finished file
+    /// (not a temporary name, not a marker, not one of the archive folders).
+    pub fn is_candidate(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        path.parent() == Some(self.root.as_path())
+            && is_candidate_name(name)
+            && name != PROCESSED
+            && name != REJECTED
+            && !self.marker_of(name)
+    }
+
+    fn marker_of(&self, name: &str) -> bool {
+        self.marker_suffix
+            .as_deref()
+            .is_some_and(|suffix| name.ends_with(suffix))
+    }
+
+    /// The marker path of `path` in marker mode.
+    pub fn marker(&self, path: &Path) -> Option<PathBuf> {
+        let suffix = self.marker_suffix.as_deref()?;
+        let mut marker = path.as_os_str().to_owned();
+        marker.push(suffix);
+        Some(PathBuf::from(marker))
+    }
+
+    /// The data file a marker stands for, when `path` is a marker.
+    pub fn data_file_of_marker(&self, path: &Path) -> Option<PathBuf> {
+        let suffix = self.marker_suffix.as_deref()?;
+        let name = path.file_name()?.to_str()?;
+        let data = name.strip_suffix(suffix).filter(|d| !d.is_empty())?;
+        Some(path.with_file_name(data))
+    }
+
+    /// Candidate entries now in the directory, by name. Directories and symlinks are included
+    /// so that they can be rejected with a reason instead of lying there unexplained.
+    pub fn scan(&self) -> io::Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let path = entry?.path();
+            if self.is_candidate(&path) {
+                found.push(path);
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}
+
+pub fn is_candidate_name(name: &str) -> bool {
+    !name.starts_with('.') && !TEMPORARY_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_not_candidates() {
+        for name in [
+            ".x.csv",
+            "x.csv.tmp",
+            "x.part",
+            "x.partial",
+            "x.crdownload",
+            "x.swp",
+        ] {
+            assert!(!is_candidate_name(name), "{name}");
+        }
+        assert!(is_candidate_name("events-1.csv"));
+    }
+}

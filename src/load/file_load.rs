@@ -1,0 +1,227 @@
+//! The per-file load: ONE transaction holding a file's ledger row, its new events (binary COPY
+//! chunk by chunk; ids loaded before count as duplicates), its rejected rows, and the derive of
+//! purchases, hourly stats and analytics from exactly those new events
+//! (`sql/load/derive_file.sql`). Never touches files or Kafka.
+//! Invariant: either everything of a file commits, or nothing does.
+
+use std::collections::HashSet;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, Utc};
+use futures_util::SinkExt;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Transaction};
+use uuid::Uuid;
+
+use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
+use super::ledger::{self, FileRecord};
+use super::LoadError;
+use crate::transform::{Batch, RejectedRow};
+
+/// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
+/// file's own transaction (so a repeat across chunks is caught too).
+const KNOWN_IDS: &str = "SELECT event_id FROM streaming.events WHERE event_id = ANY($1)";
+
+/// The origin DERIVE bins hours from: any whole UTC hour.
+const UTC_EPOCH: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
+/// For one file's transaction. The planner's row estimate for events lags far behind while files
+/// pour in (autovacuum analyzes later), and a stale estimate turns the id lookup into a full scan
+/// per chunk. DERIVE reads the file's new events once and aggregates them five ways; with the
+/// default 4 MB of work_mem they would be written to disk and read back five times.
+const LOAD_SETTINGS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'";
+
+/// Purchases, hourly stats and the analytics from exactly the events this file added
+/// (the file's comments say how and why).
+const DERIVE: &str = include_str!("../../sql/load/derive_file.sql");
+
+const COPY_REJECTED: &str =
+    "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
+    FROM STDIN (FORMAT binary)";
+
+/// How starting a file's load ended.
+pub enum Begun<'a> {
+    Started(FileLoad<'a>),
+    /// Another transaction holds or committed the same content (the ledger's unique content
+    /// index decided); nothing was written.
+    SameContent,
+}
+
+/// One file's load in progress: ONE transaction holding its ledger row, its new events and its
+/// rejected rows. Nothing is visible to others until [`FileLoad::commit`]; dropping it (or
+/// [`FileLoad::rollback`]) leaves no trace.
+pub struct FileLoad<'a> {
+    tx: Transaction<'a>,
+    file_id: i64,
+    counts: ledger::Counts,
+    spent: Spent,
+}
+
+/// Where a file's load spent its time in Postgres: logged with each file, summed by
+/// `scripts/bench`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spent {
+    /// Looking up which event ids are loaded already.
+    pub lookup: Duration,
+    /// COPY of new events and rejected rows.
+    pub copy: Duration,
+    /// Purchases, hourly stats and analytics from the new events.
+    pub derive: Duration,
+    /// Ledger row finished, and the commit (its WAL flush).
+    pub commit: Duration,
+}
+
+impl<'a> FileLoad<'a> {
+    /// Opens the transaction and inserts the file's ledger row.
+    ///
+    /// # Errors
+    /// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
+    pub async fn begin(client: &'a mut Client, file: &FileRecord) -> Result<Begun<'a>, LoadError> {
+        let tx = client.transaction().await?;
+        tx.batch_execute(LOAD_SETTINGS).await?;
+        match ledger::insert_loading(&tx, file).await {
+            Ok(file_id) => Ok(Begun::Started(FileLoad {
+                tx,
+                file_id,
+                counts: ledger::Counts::default(),
+                spent: Spent::default(),
+            })),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn file_id(&self) -> i64 {
+        self.file_id
+    }
+
+    /// Rows seen so far: total, loaded, duplicate and rejected.
+    pub fn counts(&self) -> ledger::Counts {
+        self.counts
+    }
+
+    /// Inserts one chunk's new events (binary COPY; ids loaded before count as duplicates) and
+    /// stores its rejected rows.
+    ///
+    /// # Errors
+    /// `Conflict` when another transaction committed one of these event ids meanwhile.
+    pub async fn add(&mut self, batch: &Batch, events: &EncodedEvents) -> Result<(), LoadError> {
+        if !events.is_empty() {
+            let copied = copy_new_events(&self.tx, self.file_id, events, &mut self.spent).await?;
+            self.counts.loaded += copied as i64;
+            self.counts.duplicate += events.len() as i64 - copied as i64;
+        }
+        copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
+        self.counts.total += batch.rows_total as i64;
+        self.counts.rejected += batch.rejects.len() as i64;
+        Ok(())
+    }
+
+    /// Derives purchases, hourly stats and analytics from the file's new events, finishes the
+    /// ledger row and commits. Returns the file's id, final counts and where the time went.
+    pub async fn commit(mut self) -> Result<(i64, ledger::Counts, Spent), LoadError> {
+        let started = Instant::now();
+        if self.counts.loaded > 0 {
+            self.tx
+                .query_one(DERIVE, &[&self.file_id, &UTC_EPOCH])
+                .await?;
+        }
+        self.spent.derive = started.elapsed();
+        let started = Instant::now();
+        ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
+        self.tx.commit().await?;
+        self.spent.commit = started.elapsed();
+        Ok((self.file_id, self.counts, self.spent))
+    }
+
+    /// Abandons the load; nothing of it stays.
+    pub async fn rollback(self) -> Result<(), LoadError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+const SEND_BYTES: usize = 256 << 10;
+
+/// COPYs the rows whose event id is new (not loaded before, not earlier in the chunk: the
+/// first line wins) into `streaming.events`; returns how many.
+async fn copy_new_events(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    events: &EncodedEvents,
+    spent: &mut Spent,
+) -> Result<u64, LoadError> {
+    let mut unique = events.ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let started = Instant::now();
+    let mut seen: HashSet<Uuid> = tx
+        .query(KNOWN_IDS, &[&unique])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    spent.lookup += started.elapsed();
+
+    let started = Instant::now();
+    let sink = tx.copy_in(COPY_EVENTS).await?;
+    let mut sink = pin!(sink);
+    let mut buf = BytesMut::with_capacity(SEND_BYTES + 4096);
+    buf.put_slice(COPY_HEADER);
+    let mut start = 0;
+    for (id, &end) in events.ids.iter().zip(&events.ends) {
+        let tuple = &events.tuples[start..end];
+        start = end;
+        // A repeated id: loaded before, or earlier in this file (`insert` is false).
+        if !seen.insert(*id) {
+            continue;
+        }
+        buf.put_slice(tuple);
+        buf.put_i32(8);
+        buf.put_i64(file_id);
+        if buf.len() >= SEND_BYTES {
+            sink.send(buf.split().freeze()).await.map_err(conflict_or)?;
+        }
+    }
+    buf.put_i16(-1);
+    sink.send(buf.split().freeze()).await.map_err(conflict_or)?;
+    let copied = sink.as_mut().finish().await.map_err(conflict_or)?;
+    spent.copy += started.elapsed();
+    Ok(copied)
+}
+
+/// A unique violation while inserting events means another watcher committed some of the same
+/// event ids after this chunk's lookup: the file is read again, and then they count as duplicates.
+fn conflict_or(e: tokio_postgres::Error) -> LoadError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        LoadError::Conflict(e)
+    } else {
+        e.into()
+    }
+}
+
+async fn copy_rejected_rows(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    rejects: &[RejectedRow],
+) -> Result<(), LoadError> {
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    let sink = tx.copy_in(COPY_REJECTED).await?;
+    let types = [Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+    for r in rejects {
+        let line = r.line as i64;
+        writer
+            .as_mut()
+            .write(&[&file_id, &line, &r.column, &r.reason, &r.raw])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The Kafka relay: after a file's transaction committed, its events (and its rejected rows, to
+//! the dead-letter topic) are read back from Postgres and produced; the ledger's `mirrored_at`
+//! is set only once Kafka acknowledged all of them. Files without it form the backlog, drained
+//! at start, after each file and at every rescan: at-least-once, whatever failed in between.
+//! Reads Postgres through the caller's connection; never loads or moves anything.
+
+use std::time::Duration;
+
+use futures_util::{pin_mut, TryStreamExt};
+use tokio_postgres::{Client, Row, RowStream};
+use tracing::{info, warn};
+
+use super::message::event_message;
+use super::outbox;
+use super::producer::{KafkaMirror, MirrorError};
+
+/// Where the relay produces to, and how long the broker may take.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub brokers: String,
+    pub topic: String,
+    pub rejected_topic: String,
+    pub timeout: Duration,
+}
+
+/// One worker's relay: its own producer, replaced after a failure.
+pub struct Relay {
+    settings: RelaySettings,
+    mirror: KafkaMirror,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("cannot read the outbox: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Kafka(#[from] MirrorError),
+}
+
+impl Relay {
+    /// Creates the producer; it connects lazily, so an unreachable broker is not an error here.
+    ///
+    /// # Errors
+    /// A producer setting librdkafka refuses.
+    pub fn new(settings: RelaySettings) -> Result<Relay, MirrorError> {
+        let mirror = KafkaMirror::new(&settings.brokers, settings.timeout)?;
+        Ok(Relay { settings, mirror })
+    }
+
+    /// Relays one loaded file's events and rejects and marks it mirrored; a failure leaves it
+    /// in the backlog. Returns whether the file is now mirrored.
+    pub async fn mirror_file(&mut self, client: &Client, file_id: i64) -> bool {
+        let topics = [
+            self.settings.topic.as_str(),
+            self.settings.rejected_topic.as_str(),
+        ];
+        if let Err(e) = self.mirror.ensure_topics(&topics).await {
+            warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
+            return false;
+        }
+        let mirror = &self.mirror;
+        let relayed = async {
+            let events = outbox::outbox_events(client, file_id).await?;
+            let sent = produce(mirror, &self.settings.topic, events, event_message).await?;
+            let rejects = outbox::outbox_rejects(client, file_id).await?;
+            let dead_letter = &self.settings.rejected_topic;
+            produce(mirror, dead_letter, rejects, |row| (row.get(0), row.get(1))).await?;
+            outbox::mark_mirrored(client, file_id).await?;
+            Ok::<u64, RelayError>(sent)
+        };
+        let result = relayed.await;
+        if let Err(e) = &result {
+            warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
+            self.replace_producer();
+        }
+        result.is_ok()
+    }
+
+    /// Starts over with a new producer after a failed relay. An idempotent producer keeps
+    /// sequence state per partition; after a broker outage (or a broker that came back without
+    /// its log) the old one may stall or fail for good, and its queued messages are redone from
+    /// the outbox anyway. The new producer also checks the topics again.
+    fn replace_producer(&mut self) {
+        if let Some(fatal) = self.mirror.fatal_error() {
+            warn!(%fatal, "The Kafka producer failed for good.");
+        }
+        match KafkaMirror::new(&self.settings.brokers, self.settings.timeout) {
+            Ok(mirror) => self.mirror = mirror,
+            Err(e) => warn!(error = %e, "Cannot start a new Kafka producer; will try again."),
+        }
+    }
+
+    /// Mirrors every loaded-but-unmirrored file, oldest first, stopping at the first failure.
+    pub async fn drain_backlog(&mut self, client: &Client) {
+        let backlog = match outbox::unmirrored(client).await {
+            Ok(files) => files,
+            Err(e) => {
+                warn!(error = %e, "Cannot read the mirror backlog.");
+                return;
+            }
+        };
+        if !backlog.is_empty() {
+            info!(files = backlog.len(), "Draining the Kafka mirror backlog.");
+        }
+        for file_id in backlog {
+            if !self.mirror_file(client, file_id).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for messages still queued in the producer.
+    pub fn flush(&self, timeout: Duration) {
+        self.mirror.flush(timeout);
+    }
+}
+
+/// Produces one message per row of `rows` to `topic`, `message` giving its (key, payload), and
+/// waits for all acknowledgements.
+async fn produce(
+    mirror: &KafkaMirror,
+    topic: &str,
+    rows: RowStream,
+    message: impl Fn(&Row) -> (String, String),
+) -> Result<u64, RelayError> {
+    pin_mut!(rows);
+    let mut deliveries = mirror.deliveries(topic);
+    while let Some(row) = rows.try_next().await? {
+        let (key, payload) = message(&row);
+        deliveries.send(&key, &payload).await?;
+    }
+    Ok(deliveries.finish().await?)
+}

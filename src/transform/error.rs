@@ -1,0 +1,43 @@
+//! Whole-file problems: a file that breaks one is rejected as a whole and nothing of it loads.
+//! Each names the line (and byte offset where it helps) and what to do about it.
+
+use super::profile::Miss;
+
+/// Problems with a file as a whole; the file is rejected and nothing of it is loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is empty (no header, no rows)")]
+    Empty,
+    #[error("the file has a header but no rows")]
+    HeaderOnly,
+    #[error(
+        "the file is not UTF-8 text: invalid byte at line {line}, byte offset {offset}; \
+         save it as UTF-8 (in Excel: \"CSV UTF-8\")"
+    )]
+    NotUtf8 { line: u64, offset: u64 },
+    #[error("the file holds binary data (a NUL byte at line {line}), not CSV text")]
+    Binary { line: u64 },
+    #[error(
+        "line {line} is longer than the limit of {limit} bytes (--max-line-bytes); \
+         is this really a CSV file?"
+    )]
+    LineTooLong { line: u64, limit: usize },
+    #[error(
+        "the first line is not the header of any source profile (a file needs a header line \
+         naming its columns); profiles tried: {}",
+        .misses.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NoProfile { misses: Vec<Miss> },
+    #[error(
+        "the header fits source profiles {} equally well; make one of them name more of \
+         the file's columns",
+        .names.join(" and ")
+    )]
+    AmbiguousProfile { names: Vec<String> },
+    #[error("the header names column {0:?} twice")]
+    DuplicateColumn(String),
+    #[error("cannot read the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the CSV cannot be parsed near line {line}: {message}")]
+    Parse { line: u64, message: String },
+}

@@ -1,0 +1,100 @@
+//! Timestamp layouts a profile accepts and the zone of those written without an offset:
+//! each format either reads a text as one instant, or says it is not in that format.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+use super::RFC3339;
+
+/// The zone of timestamps written without an offset.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Zone {
+    Fixed(FixedOffset),
+    Named(chrono_tz::Tz),
+}
+
+/// One accepted timestamp layout.
+#[derive(Debug, Clone)]
+pub(crate) enum TimeFormat {
+    Rfc3339,
+    /// A chrono pattern with an offset (`%z`, `%:z`).
+    WithOffset(String),
+    /// A chrono pattern without an offset, read in the profile's zone.
+    Local(String),
+}
+
+impl TimeFormat {
+    pub(crate) fn new(format: &str) -> TimeFormat {
+        if format == RFC3339 {
+            TimeFormat::Rfc3339
+        } else if ["%z", "%:z", "%::z", "%#z"]
+            .iter()
+            .any(|z| format.contains(z))
+        {
+            TimeFormat::WithOffset(format.to_string())
+        } else {
+            TimeFormat::Local(format.to_string())
+        }
+    }
+
+    /// The instant `text` names, or `Ok(None)` when it is not in this format.
+    ///
+    /// # Errors
+    /// A reason when the text fits the format but names no instant in `zone` (a DST gap).
+    pub(crate) fn parse(&self, text: &str, zone: Zone) -> Result<Option<DateTime<Utc>>, String> {
+        match self {
+            TimeFormat::Rfc3339 => Ok(DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))),
+            TimeFormat::WithOffset(f) => Ok(DateTime::parse_from_str(text, f)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))),
+            TimeFormat::Local(f) => match NaiveDateTime::parse_from_str(text, f) {
+                Ok(local) => zone.to_utc(local).map(Some),
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
+    /// This format applied to 2019-10-01 10:30:00 UTC, for messages and validation.
+    pub(crate) fn example(&self) -> Result<String, std::fmt::Error> {
+        use std::fmt::Write as _;
+        let sample = NaiveDate::from_ymd_opt(2019, 10, 1)
+            .and_then(|d| d.and_hms_opt(10, 30, 0))
+            .unwrap_or_default();
+        let mut out = String::new();
+        match self {
+            TimeFormat::Rfc3339 => out.push_str("2019-10-01T10:30:00Z"),
+            TimeFormat::WithOffset(f) => write!(out, "{}", sample.and_utc().format(f))?,
+            TimeFormat::Local(f) => write!(out, "{}", sample.format(f))?,
+        }
+        Ok(out)
+    }
+}
+
+impl Zone {
+    pub(crate) fn parse(text: &str) -> Option<Zone> {
+        if let Ok(tz) = text.parse::<chrono_tz::Tz>() {
+            return Some(Zone::Named(tz));
+        }
+        let fixed =
+            DateTime::parse_from_str(&format!("2000-01-01 00:00 {text}"), "%Y-%m-%d %H:%M %:z")
+                .ok()?;
+        Some(Zone::Fixed(*fixed.offset()))
+    }
+
+    /// A wall-clock time in this zone as UTC. An ambiguous time (the hour repeated when
+    /// daylight saving ends) is taken as its earlier instant.
+    pub(crate) fn to_utc(self, local: NaiveDateTime) -> Result<DateTime<Utc>, String> {
+        let earliest = match self {
+            Zone::Fixed(z) => z.from_local_datetime(&local).earliest().map(|t| t.to_utc()),
+            Zone::Named(z) => z.from_local_datetime(&local).earliest().map(|t| t.to_utc()),
+        };
+        earliest.ok_or_else(|| {
+            let name = match self {
+                Zone::Fixed(z) => z.to_string(),
+                Zone::Named(z) => z.name().to_string(),
+            };
+            format!("does not exist in time zone {name} (skipped when daylight saving began)")
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! Batch mode (`--once`): the files in the landing directory at start, shared by the workers
+//! through one queue, each read once it is complete, until none is left or a stop is asked.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::{Outcome, WatchError, Watcher, BUSY_RECHECK};
+use crate::landing::Readiness;
+use crate::progress::Progress;
+
+impl Watcher {
+    /// Takes files from the shared queue, each once it is complete, until none is left.
+    pub(super) async fn ingest_once(
+        &mut self,
+        queue: &Mutex<VecDeque<PathBuf>>,
+        progress: &Mutex<Progress>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), WatchError> {
+        while let Some(path) = next_file(queue) {
+            let mut backoff = super::retry_backoff();
+            loop {
+                if *shutdown.borrow_and_update() {
+                    // Left for the next run; the run's summary counts it as not done.
+                    queue
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_front(path);
+                    return Ok(());
+                }
+                let admission = match self.landing.readiness(&path, self.settings.settle) {
+                    Readiness::Ready(admission) => admission,
+                    // Not ours to read yet, or taken by another watcher or a user.
+                    Readiness::AwaitingMarker | Readiness::Gone => break,
+                    Readiness::SettlesIn(wait) => {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                };
+                match self.process(&path, admission).await {
+                    Outcome::Busy => tokio::time::sleep(BUSY_RECHECK).await,
+                    Outcome::Retry(cause) => {
+                        crate::metrics::error_seen();
+                        let delay = backoff.next_delay();
+                        warn!(file = %path.display(), error = %cause, retry_in_ms = delay.as_millis() as u64, "Will retry the file.");
+                        tokio::time::sleep(delay).await;
+                    }
+                    _ => break,
+                }
+            }
+            progress.lock().unwrap_or_else(|e| e.into_inner()).inc();
+        }
+        Ok(())
+    }
+}
+
+fn next_file(queue: &Mutex<VecDeque<PathBuf>>) -> Option<PathBuf> {
+    queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+}
