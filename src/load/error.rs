@@ -10,8 +10,8 @@ pub enum LoadError {
     /// The database is unreachable or the transaction was aborted by it; retry later.
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] tokio_postgres::Error),
-    /// Another watcher committed some of the file's event ids while this one loaded them; the
-    /// file is read again (those rows then count as duplicates).
+    /// Concurrent loads kept colliding on the file's event ids, chunk after chunk; the file is
+    /// read again (those rows then count as duplicates).
     #[error("another watcher loaded some of these event ids at the same moment: {}", describe(.0))]
     Conflict(#[source] tokio_postgres::Error),
     /// The database refused the data itself; retrying the same file cannot help.

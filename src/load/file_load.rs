@@ -15,6 +15,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
+use tracing::debug;
 use uuid::Uuid;
 
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
@@ -59,6 +60,8 @@ pub struct FileLoad<'a> {
     file_id: i64,
     counts: ledger::Counts,
     spent: Spent,
+    /// Chunks added so far.
+    chunks: u32,
 }
 
 /// Where a file's load spent its time in Postgres: logged with each file, summed by
@@ -89,6 +92,7 @@ impl<'a> FileLoad<'a> {
                 file_id,
                 counts: ledger::Counts::default(),
                 spent: Spent::default(),
+                chunks: 0,
             })),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
@@ -111,7 +115,11 @@ impl<'a> FileLoad<'a> {
     /// `Conflict` when another transaction committed one of these event ids meanwhile.
     pub async fn add(&mut self, batch: &Batch, events: &EncodedEvents) -> Result<(), LoadError> {
         if !events.is_empty() {
-            let copied = copy_new_events(&self.tx, self.file_id, events, &mut self.spent).await?;
+            let retry_chunk = self.chunks < SAVEPOINT_CHUNKS;
+            self.chunks += 1;
+            let copied =
+                copy_new_events(&self.tx, self.file_id, events, retry_chunk, &mut self.spent)
+                    .await?;
             self.counts.loaded += copied as i64;
             self.counts.duplicate += events.len() as i64 - copied as i64;
         }
@@ -147,17 +155,68 @@ impl<'a> FileLoad<'a> {
 
 const SEND_BYTES: usize = 256 << 10;
 
+/// How often one chunk is tried again after a concurrent load committed some of its ids.
+const CHUNK_ATTEMPTS: usize = 5;
+
+/// Chunks of a file that get a savepoint. Postgres keeps up to 64 subtransaction ids per
+/// transaction in shared memory; past that every other session's snapshot must look them up
+/// on disk. A file of more chunks (over about 500 MB) falls back to reading the whole file
+/// again after a collision, which is rare at that size.
+const SAVEPOINT_CHUNKS: u32 = 60;
+
 /// COPYs the rows whose event id is new (not loaded before, not earlier in the chunk: the
 /// first line wins) into `streaming.events`; returns how many.
+///
+/// Two loads that share event ids (two workers on overlapping files, or two watchers) meet at
+/// the unique index: the later one waits for the earlier one's commit, then gets a unique
+/// violation (or a deadlock when each holds an id the other wants). Only this chunk is undone
+/// (a savepoint) and tried again: its lookup then sees the committed ids, which count as
+/// duplicates. The file is not read again.
 async fn copy_new_events(
     tx: &Transaction<'_>,
     file_id: i64,
     events: &EncodedEvents,
+    retry_chunk: bool,
     spent: &mut Spent,
 ) -> Result<u64, LoadError> {
     let mut unique = events.ids.clone();
     unique.sort_unstable();
     unique.dedup();
+    if !retry_chunk {
+        return copy_chunk(tx, file_id, events, &unique, spent)
+            .await
+            .map_err(|e| match is_concurrent_load(&e) {
+                true => LoadError::Conflict(e),
+                false => e.into(),
+            });
+    }
+    let mut attempt = 1;
+    loop {
+        tx.batch_execute("SAVEPOINT chunk").await?;
+        match copy_chunk(tx, file_id, events, &unique, spent).await {
+            Ok(copied) => {
+                tx.batch_execute("RELEASE SAVEPOINT chunk").await?;
+                return Ok(copied);
+            }
+            Err(e) if is_concurrent_load(&e) && attempt < CHUNK_ATTEMPTS => {
+                debug!(attempt, error = %e, "A concurrent load committed some of this chunk's event ids; copying the chunk again without them.");
+                tx.batch_execute("ROLLBACK TO SAVEPOINT chunk").await?;
+                attempt += 1;
+            }
+            Err(e) if is_concurrent_load(&e) => return Err(LoadError::Conflict(e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One try of [`copy_new_events`]: look the ids up, COPY the new ones.
+async fn copy_chunk(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    events: &EncodedEvents,
+    unique: &[Uuid],
+    spent: &mut Spent,
+) -> Result<u64, tokio_postgres::Error> {
     let started = Instant::now();
     let mut seen: HashSet<Uuid> = tx
         .query(KNOWN_IDS, &[&unique])
@@ -184,24 +243,21 @@ async fn copy_new_events(
         buf.put_i32(8);
         buf.put_i64(file_id);
         if buf.len() >= SEND_BYTES {
-            sink.send(buf.split().freeze()).await.map_err(conflict_or)?;
+            sink.send(buf.split().freeze()).await?;
         }
     }
     buf.put_i16(-1);
-    sink.send(buf.split().freeze()).await.map_err(conflict_or)?;
-    let copied = sink.as_mut().finish().await.map_err(conflict_or)?;
+    sink.send(buf.split().freeze()).await?;
+    let copied = sink.as_mut().finish().await?;
     spent.copy += started.elapsed();
     Ok(copied)
 }
 
-/// A unique violation while inserting events means another watcher committed some of the same
-/// event ids after this chunk's lookup: the file is read again, and then they count as duplicates.
-fn conflict_or(e: tokio_postgres::Error) -> LoadError {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        LoadError::Conflict(e)
-    } else {
-        e.into()
-    }
+/// A unique violation or a deadlock on insert: another load holds or committed some of the
+/// same event ids.
+fn is_concurrent_load(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 async fn copy_rejected_rows(

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use tokio::sync::watch;
-use tracing::warn;
 
 use super::{Outcome, WatchError, Watcher, BUSY_RECHECK};
 use crate::landing::Readiness;
@@ -43,9 +42,8 @@ impl Watcher {
                 match self.process(&path, admission).await {
                     Outcome::Busy => tokio::time::sleep(BUSY_RECHECK).await,
                     Outcome::Retry(cause) => {
-                        crate::metrics::error_seen();
                         let delay = backoff.next_delay();
-                        warn!(file = %path.display(), error = %cause, retry_in_ms = delay.as_millis() as u64, "Will retry the file.");
+                        super::note_retry(&path, &cause, delay);
                         tokio::time::sleep(delay).await;
                     }
                     _ => break,

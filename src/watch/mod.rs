@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 use tokio_postgres::Client;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::{redact_url, WatchSettings};
@@ -67,6 +67,17 @@ const BUSY_RECHECK: Duration = Duration::from_millis(500);
 /// The one retry schedule of a file that could not be loaded: 0.5 s, doubling up to 30 s.
 fn retry_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
+}
+
+/// Says that `path` is tried again after `delay`, and why; a fault also counts as an error.
+fn note_retry(path: &Path, cause: &RetryCause, delay: Duration) {
+    let retry_in_ms = delay.as_millis() as u64;
+    if cause.is_fault() {
+        crate::metrics::error_seen();
+        warn!(file = %path.display(), error = %cause, retry_in_ms, "Will retry the file.");
+    } else {
+        info!(file = %path.display(), reason = %cause, retry_in_ms, "Reading the file again.");
+    }
 }
 
 /// One worker: its own connection and producer; workers share only the landing directory.

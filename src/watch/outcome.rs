@@ -37,6 +37,14 @@ pub enum RetryCause {
     Task(String),
 }
 
+impl RetryCause {
+    /// A collision with a concurrent load of the same event ids is how sharing work ends
+    /// sometimes, not a fault: logged at info, not counted as an error.
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, RetryCause::Database(LoadError::Conflict(_)))
+    }
+}
+
 impl From<tokio_postgres::Error> for RetryCause {
     fn from(e: tokio_postgres::Error) -> Self {
         RetryCause::Database(e.into())

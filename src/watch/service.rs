@@ -99,10 +99,9 @@ impl Watcher {
                 }
             }
             Outcome::Retry(cause) => {
-                crate::metrics::error_seen();
                 if let Some(p) = pending.get_mut(path) {
                     let delay = p.retry_later();
-                    warn!(file = %path.display(), error = %cause, retry_in_ms = delay.as_millis() as u64, "Will retry the file.");
+                    super::note_retry(path, &cause, delay);
                 }
             }
             _ => {

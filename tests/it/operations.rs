@@ -214,3 +214,27 @@ async fn a_closed_log_pipe_does_not_stop_ingesting() {
     assert_eq!(csv_count(&landing), 0);
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_on_files_sharing_event_ids_need_no_whole_file_retry() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing");
+    // Duplicates are drawn from recent events, so neighbouring files, which the two workers
+    // load at the same time, share event ids.
+    generate(&landing, 24, 3_000, 34, &["--duplicate-fraction", "0.3"]);
+    let out = watch_once_with(&landing, &db, None, &["--workers", "2"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("Will retry the file"), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    let pg = db.client().await;
+    let (events, loaded, total) = (
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        count(&pg, "SELECT sum(rows_loaded)::bigint FROM streaming.ingest_files").await,
+        count(&pg, "SELECT sum(rows_loaded + rows_duplicate + rows_rejected)::bigint FROM streaming.ingest_files").await,
+    );
+    assert_eq!(loaded, events, "each event counted as loaded exactly once");
+    assert_eq!(total, 24 * 3_000);
+    assert_eq!(stats_mismatches(&pg).await, 0);
+    db.cleanup().await;
+}
