@@ -104,3 +104,97 @@ fn rows_follow_the_contract_and_the_funnel() {
     let types: HashSet<&str> = rows.iter().map(|(_, _, f)| f[4].as_str()).collect();
     assert_eq!(types.len(), 4, "{types:?}");
 }
+
+/// (rows, events per session, purchase share, cart share, distinct users) of native files.
+fn shape_of(dir: &std::path::Path) -> (usize, f64, f64, f64, usize) {
+    let rows = csv_rows(dir);
+    let sessions = distinct(rows.iter().map(|(_, _, f)| f[3].as_str())).len();
+    let users = distinct(rows.iter().map(|(_, _, f)| f[2].as_str())).len();
+    let share =
+        |t: &str| rows.iter().filter(|(_, _, f)| f[4] == t).count() as f64 / rows.len() as f64;
+    (
+        rows.len(),
+        rows.len() as f64 / sessions as f64,
+        share("purchase"),
+        share("add_to_cart"),
+        users,
+    )
+}
+
+/// The three shapes scripts/bench runs, as it asks for them, over 20,000 rows each.
+#[test]
+fn the_bench_shapes_come_out_as_asked() {
+    let shapes: [(&str, &[&str]); 3] = [
+        (
+            "oneper",
+            &[
+                "--events-per-session",
+                "1",
+                "--purchase-share",
+                "0.1",
+                "--users",
+                "20000",
+            ],
+        ),
+        ("gen", &[]),
+        (
+            "rees46",
+            &[
+                "--events-per-session",
+                "4.6",
+                "--purchase-share",
+                "0.015",
+                "--cart-share",
+                "0.03",
+            ],
+        ),
+    ];
+    for (name, flags) in shapes {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 2, 10_000, 1, flags);
+        let (rows, mean, purchases, carts, users) = shape_of(dir.path());
+        eprintln!("{name}: {rows} rows, {mean:.2} events/session, purchases {purchases:.4}, carts {carts:.4}, {users} users");
+        assert_eq!(rows, 20_000);
+        let near = |got: f64, want: f64, tolerance: f64| (got / want - 1.0).abs() < tolerance;
+        match name {
+            "oneper" => {
+                assert_eq!(mean, 1.0);
+                assert!(near(purchases, 0.1, 0.1), "{purchases}");
+                // 20,000 sessions over 20,000 users: most users come once or twice.
+                assert!(users > 10_000, "{users}");
+            }
+            "gen" => {
+                assert!(near(mean, 5.19, 0.15), "{mean}");
+                assert!(near(carts, 0.105, 0.2), "{carts}");
+            }
+            _ => {
+                assert!(near(mean, 4.6, 0.15), "{mean}");
+                assert!(near(purchases, 0.015, 0.2), "{purchases}");
+                assert!(near(carts, 0.03, 0.2), "{carts}");
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_flags_out_of_range_are_refused_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flags, wanted) in [
+        (&["--events-per-session", "0"][..], "--events-per-session"),
+        (&["--purchase-share", "1.5"][..], "--purchase-share"),
+        (
+            &["--purchase-share", "0.6", "--cart-share", "0.5"][..],
+            "--cart-share",
+        ),
+    ] {
+        let out = std::process::Command::new(bin("gen"))
+            .arg("--out")
+            .arg(dir.path())
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(wanted), "{flags:?}: {err}");
+    }
+}
