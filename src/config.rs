@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::generator::{GenSettings, Shape};
+use crate::generator::{GenSettings, Layout, Shape};
 use crate::transform::{ProfileError, Profiles};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
@@ -25,7 +25,8 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9898";
 /// Event time of the first session when a seed is given and `--start` is not: runs repeat exactly.
 pub const SEEDED_START: &str = "2026-11-01T00:00:00Z";
 
-/// Writes Faker-style e-commerce event CSV files (the native contract) into a landing directory.
+/// Writes Faker-style e-commerce event CSV files (the native contract, or the REES46 layout)
+/// into a landing directory.
 #[derive(Debug, Parser)]
 #[command(name = "shopstream-gen", version)]
 pub struct GenArgs {
@@ -75,6 +76,10 @@ pub struct GenArgs {
     /// --events-per-session).
     #[arg(long, value_name = "FRACTION")]
     pub cart_share: Option<f64>,
+    /// Columns and formats of the files: `native` (the contract) or `rees46` (REES46's
+    /// eCommerce behavior data: no event id, no quantity, read by the built-in rees46 profile).
+    #[arg(long, value_enum, default_value_t = Layout::Native)]
+    pub layout: Layout,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +102,8 @@ pub enum ConfigError {
          add up to more than all events"
     )]
     Shares { purchase: f64, cart: f64 },
+    #[error("--invalid-fraction works with --layout native only (its faults break native rows)")]
+    InvalidLayout,
     #[error("--http-addr {value:?} is not HOST:PORT with an IP address (or `off`): {source}")]
     HttpAddr {
         value: String,
@@ -128,6 +135,9 @@ impl GenArgs {
         if self.rate.is_some_and(|r| r <= 0.0 || r.is_nan()) {
             return Err(ConfigError::Rate);
         }
+        if self.invalid_fraction > 0.0 && self.layout != Layout::Native {
+            return Err(ConfigError::InvalidLayout);
+        }
         let shape = self.shape()?;
         let start_micros = match (&self.start, self.seed) {
             (Some(value), _) => parse_start(value)?,
@@ -147,6 +157,7 @@ impl GenArgs {
             users: self.users,
             products: self.products,
             shape,
+            layout: self.layout,
         })
     }
 
@@ -476,6 +487,8 @@ mod tests {
         assert!(matches!(too_much, Err(ConfigError::Shares { .. })));
         let negative = parse(&["--cart-share=-0.1"]);
         assert!(matches!(negative, Err(ConfigError::Fraction { .. })));
+        let faults = parse(&["--layout", "rees46", "--invalid-fraction", "0.1"]);
+        assert!(matches!(faults, Err(ConfigError::InvalidLayout)));
     }
 
     #[test]
