@@ -186,6 +186,10 @@ fn shape_flags_out_of_range_are_refused_with_the_flag_named() {
             &["--purchase-share", "0.6", "--cart-share", "0.5"][..],
             "--cart-share",
         ),
+        (
+            &["--layout", "rees46", "--invalid-fraction", "0.1"][..],
+            "--layout native",
+        ),
     ] {
         let out = std::process::Command::new(bin("gen"))
             .arg("--out")
@@ -197,4 +201,109 @@ fn shape_flags_out_of_range_are_refused_with_the_flag_named() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(wanted), "{flags:?}: {err}");
     }
+}
+
+/// Generated REES46-layout files through the library's transform, as the watcher reads them:
+/// the header picks the rees46 profile, no row is rejected, and the mapped columns hold what
+/// the generator meant (contract event types, integer ids, categories, totals = price).
+#[test]
+fn rees46_layout_files_map_through_the_rees46_profile_without_a_reject() {
+    use polars::prelude::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        dir.path(),
+        2,
+        3_000,
+        11,
+        &[
+            "--layout",
+            "rees46",
+            "--events-per-session",
+            "4.6",
+            "--purchase-share",
+            "0.05",
+            "--cart-share",
+            "0.1",
+            "--duplicate-fraction",
+            "0.02",
+            "--late-fraction",
+            "0.02",
+        ],
+    );
+    let mut good = 0;
+    let mut types = HashSet::new();
+    for path in std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        let bytes = std::fs::read(&path).unwrap();
+        let header = String::from_utf8_lossy(&bytes)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            header,
+            "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+        );
+        let (header, batches) = shopstream::transform::transform_all(&bytes).unwrap();
+        assert_eq!(header.profile, "rees46");
+        assert!(
+            header.extra.is_empty(),
+            "every column is read by the profile"
+        );
+        for batch in &batches {
+            assert!(batch.rejects.is_empty(), "{:?}", &batch.rejects[..1]);
+            let frame = &batch.good;
+            good += frame.height();
+            let text = |name: &str| -> Vec<Option<String>> {
+                let column = frame.column(name).unwrap().str().unwrap();
+                column.iter().map(|v| v.map(str::to_string)).collect()
+            };
+            let digits = |v: &Option<String>| {
+                v.as_deref()
+                    .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let (kinds, prices, totals) = (
+                text("event_type"),
+                text("product_price"),
+                text("total_amount"),
+            );
+            for (i, kind) in kinds.iter().enumerate() {
+                let kind = kind.as_deref().unwrap();
+                types.insert(kind.to_string());
+                let want = (kind == "purchase").then(|| prices[i].clone().unwrap());
+                assert_eq!(
+                    totals[i], want,
+                    "a purchase's total is its price, quantity 1"
+                );
+            }
+            assert!(text("product_id").iter().all(digits));
+            assert!(text("user_id").iter().all(digits));
+            assert!(text("category_id")
+                .iter()
+                .all(|v| digits(v) && v.as_ref().unwrap().len() == 19));
+            assert!(text("quantity").iter().all(|q| q.as_deref() == Some("1")));
+            assert!(text("brand")
+                .iter()
+                .all(|b| b.as_deref().is_some_and(|b| !b.is_empty())));
+            for (code, category) in text("category_code").iter().zip(text("product_category")) {
+                let code = code.as_deref().unwrap();
+                assert_eq!(Some(code.split('.').next().unwrap()), category.as_deref());
+                assert!(code.contains('.'), "{code}");
+            }
+            assert!(text("session_id")
+                .iter()
+                .all(|s| uuid::Uuid::parse_str(s.as_deref().unwrap()).is_ok()));
+            assert!(text("event_id")
+                .iter()
+                .all(|s| uuid::Uuid::parse_str(s.as_deref().unwrap()).is_ok()));
+            let times = frame.column(shopstream::transform::TIME).unwrap();
+            assert_eq!(times.null_count(), 0);
+            assert!(matches!(times.dtype(), DataType::Datetime(..)));
+        }
+    }
+    assert_eq!(good, 6_000, "every row is good");
+    assert_eq!(types.len(), 4, "{types:?}");
 }
