@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::generator::GenSettings;
+use crate::generator::{GenSettings, Layout, Shape};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
 pub const DEFAULT_LANDING_DIR: &str = "landing";
@@ -24,7 +24,8 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9898";
 /// Event time of the first session when a seed is given and `--start` is not: runs repeat exactly.
 pub const SEEDED_START: &str = "2026-11-01T00:00:00Z";
 
-/// Writes Faker-style e-commerce event CSV files (the native contract) into a landing directory.
+/// Writes Faker-style e-commerce event CSV files (the native contract, or the REES46 layout)
+/// into a landing directory.
 #[derive(Debug, Parser)]
 #[command(name = "shopstream-gen", version)]
 pub struct GenArgs {
@@ -61,6 +62,23 @@ pub struct GenArgs {
     /// Size of the product catalogue.
     #[arg(long, default_value_t = 1_000)]
     pub products: usize,
+    /// Mean events per session (at least 1; lengths are geometric). Setting this,
+    /// --purchase-share or --cart-share draws sessions to that shape; the knobs not set take
+    /// the funnel's averages (5.19 events, 0.0106 purchases, 0.105 carts). Default: unset, the
+    /// funnel itself (1 to 8 views, 12% of them carted, 12% of the sessions with a cart buy).
+    #[arg(long, value_name = "MEAN")]
+    pub events_per_session: Option<f64>,
+    /// Fraction of events that are purchases (see --events-per-session).
+    #[arg(long, value_name = "FRACTION")]
+    pub purchase_share: Option<f64>,
+    /// Fraction of events that are add_to_cart; remove_from_cart is 15% of that (see
+    /// --events-per-session).
+    #[arg(long, value_name = "FRACTION")]
+    pub cart_share: Option<f64>,
+    /// Columns and formats of the files: `native` (the contract) or `rees46` (REES46's
+    /// eCommerce behavior data: no event id, no quantity, read by the built-in rees46 profile).
+    #[arg(long, value_enum, default_value_t = Layout::Native)]
+    pub layout: Layout,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +94,15 @@ pub enum ConfigError {
     },
     #[error("--rate must be a positive number of events per second")]
     Rate,
+    #[error("--events-per-session must be a number of at least 1, got {0}")]
+    EventsPerSession(f64),
+    #[error(
+        "--purchase-share {purchase} and --cart-share {cart} (plus 15% of it for removals) \
+         add up to more than all events"
+    )]
+    Shares { purchase: f64, cart: f64 },
+    #[error("--invalid-fraction works with --layout native only (its faults break native rows)")]
+    InvalidLayout,
     #[error("--http-addr {value:?} is not HOST:PORT with an IP address (or `off`): {source}")]
     HttpAddr {
         value: String,
@@ -90,6 +117,8 @@ impl GenArgs {
             ("duplicate-fraction", self.duplicate_fraction),
             ("late-fraction", self.late_fraction),
             ("invalid-fraction", self.invalid_fraction),
+            ("purchase-share", self.purchase_share.unwrap_or(0.0)),
+            ("cart-share", self.cart_share.unwrap_or(0.0)),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Fraction { name, value });
@@ -103,6 +132,10 @@ impl GenArgs {
         if self.rate.is_some_and(|r| r <= 0.0 || r.is_nan()) {
             return Err(ConfigError::Rate);
         }
+        if self.invalid_fraction > 0.0 && self.layout != Layout::Native {
+            return Err(ConfigError::InvalidLayout);
+        }
+        let shape = self.shape()?;
         let start_micros = match (&self.start, self.seed) {
             (Some(value), _) => parse_start(value)?,
             (None, Some(_)) => parse_start(SEEDED_START)?,
@@ -120,7 +153,37 @@ impl GenArgs {
             invalid_fraction: self.invalid_fraction,
             users: self.users,
             products: self.products,
+            shape,
+            layout: self.layout,
         })
+    }
+
+    /// The session shape the knobs ask for; `None` when none is set, which keeps the funnel
+    /// (and so the bytes of every run made before the knobs existed).
+    fn shape(&self) -> Result<Option<Shape>, ConfigError> {
+        if self.events_per_session.is_none()
+            && self.purchase_share.is_none()
+            && self.cart_share.is_none()
+        {
+            return Ok(None);
+        }
+        let funnel = Shape::FUNNEL;
+        let shape = Shape {
+            events_per_session: self.events_per_session.unwrap_or(funnel.events_per_session),
+            purchase_share: self.purchase_share.unwrap_or(funnel.purchase_share),
+            cart_share: self.cart_share.unwrap_or(funnel.cart_share),
+        };
+        // A range, not `< 1.0`: NaN is in no range.
+        if !(1.0..f64::INFINITY).contains(&shape.events_per_session) {
+            return Err(ConfigError::EventsPerSession(shape.events_per_session));
+        }
+        if shape.purchase_share + shape.cart_share + shape.remove_share() > 1.0 {
+            return Err(ConfigError::Shares {
+                purchase: shape.purchase_share,
+                cart: shape.cart_share,
+            });
+        }
+        Ok(Some(shape))
     }
 }
 
@@ -365,6 +428,35 @@ mod tests {
         assert_eq!(off.http_addr, None);
         let bad = WatchArgs::parse_from(["watch", "--http-addr", "localhost"]).validate();
         assert!(matches!(bad, Err(ConfigError::HttpAddr { .. })));
+    }
+
+    #[test]
+    fn shape_knobs_are_checked_and_unset_ones_take_the_funnel_averages() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["gen"];
+            all.extend_from_slice(args);
+            GenArgs::parse_from(all).validate().map(|s| s.shape)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        let one = parse(&["--events-per-session", "1"]).unwrap().unwrap();
+        assert_eq!(one.events_per_session, 1.0);
+        assert_eq!(one.purchase_share, Shape::FUNNEL.purchase_share);
+        assert_eq!(one.cart_share, Shape::FUNNEL.cart_share);
+        for bad in [
+            ["--events-per-session", "0.5"],
+            ["--events-per-session", "NaN"],
+        ] {
+            assert!(matches!(
+                parse(&bad[..]),
+                Err(ConfigError::EventsPerSession(_))
+            ));
+        }
+        let too_much = parse(&["--purchase-share", "0.5", "--cart-share", "0.5"]);
+        assert!(matches!(too_much, Err(ConfigError::Shares { .. })));
+        let negative = parse(&["--cart-share=-0.1"]);
+        assert!(matches!(negative, Err(ConfigError::Fraction { .. })));
+        let faults = parse(&["--layout", "rees46", "--invalid-fraction", "0.1"]);
+        assert!(matches!(faults, Err(ConfigError::InvalidLayout)));
     }
 
     #[test]

@@ -26,6 +26,8 @@ fn run() -> anyhow::Result<()> {
         seed = settings.seed,
         files = settings.files,
         rows_per_file = settings.rows_per_file,
+        layout = ?settings.layout,
+        shape = ?settings.shape,
         out = %settings.out_dir.display(),
         "Generating."
     );

@@ -1,8 +1,10 @@
-//! shopstream-gen: a seeded, Faker-style stream of shop sessions written as CSV files.
+//! shopstream-gen: a seeded, Faker-style stream of shop sessions written as CSV files, in the
+//! native contract or the REES46 layout, with the funnel's session shape or one asked for.
 //! Writes nowhere but its output directory, and only complete files appear under a final name.
 //! Same settings and seed → byte-identical files.
 
 mod faults;
+mod rees46;
 mod session;
 mod world;
 mod writer;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-pub use session::Event;
+pub use session::{Event, Shape};
 use world::World;
 use writer::{CsvFile, Row};
 
@@ -34,6 +36,19 @@ pub struct GenSettings {
     pub invalid_fraction: f64,
     pub users: usize,
     pub products: usize,
+    /// Session shape asked for; `None` walks the funnel exactly as before shapes existed.
+    pub shape: Option<Shape>,
+    pub layout: Layout,
+}
+
+/// The columns and value formats files are written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// shopstream's own contract (README: The CSV contract).
+    #[default]
+    Native,
+    /// REES46's "eCommerce behavior data" files, read back by the built-in `rees46` profile.
+    Rees46,
 }
 
 /// What a run wrote.
@@ -83,7 +98,8 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
     for file_index in 0..settings.files {
         let name = format!("events-{:016x}-{:05}.csv", settings.seed, file_index + 1);
         let path = settings.out_dir.join(&name);
-        let mut file = CsvFile::create(&settings.out_dir, &name).map_err(io_err(&path))?;
+        let mut file =
+            CsvFile::create(&settings.out_dir, &name, settings.layout).map_err(io_err(&path))?;
         for _ in 0..settings.rows_per_file {
             let repeat = !recent.is_empty() && rng.random_bool(settings.duplicate_fraction);
             let event = if repeat {
@@ -92,7 +108,12 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
             } else {
                 if pending.is_empty() {
                     scratch.clear();
-                    session::walk(&mut rng, &world, clock, &mut scratch);
+                    match &settings.shape {
+                        None => session::walk(&mut rng, &world, clock, &mut scratch),
+                        Some(shape) => {
+                            session::walk_shaped(&mut rng, &world, shape, clock, &mut scratch)
+                        }
+                    };
                     pending.extend(scratch.drain(..));
                     clock += rng.random_range(0..1_500_000);
                 }
@@ -141,5 +162,158 @@ fn throttle(rate: Option<f64>, rows: u64, started: Instant) {
     let due = Duration::from_secs_f64(rows as f64 / rate);
     if let Some(wait) = due.checked_sub(started.elapsed()) {
         std::thread::sleep(wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use clap::Parser;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::config::GenArgs;
+
+    /// Runs the generator with command-line `args` into `dir`.
+    fn generate(dir: &Path, args: &[&str]) -> GenReport {
+        let mut all = vec!["gen", "--out", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let settings = GenArgs::parse_from(all).validate().unwrap();
+        run(&settings, |_| {}).unwrap()
+    }
+
+    /// sha256 over the files' bytes, in file-name order.
+    fn digest(report: &GenReport) -> String {
+        let mut sha = Sha256::new();
+        for path in &report.files {
+            sha.update(std::fs::read(path).unwrap());
+        }
+        hex::encode(sha.finalize())
+    }
+
+    /// Regression guard: the digests were computed by the code before the shape knobs and the
+    /// REES46 layout existed. A change here means default runs of a seed no longer repeat.
+    #[test]
+    fn default_flags_write_the_same_bytes_as_before_the_shape_knobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = generate(
+            dir.path(),
+            &["--files", "2", "--rows-per-file", "5000", "--seed", "42"],
+        );
+        assert_eq!(
+            digest(&plain),
+            "0b40a2fb01852d3206e33af2abab741e0df528292b1d4bb541a99eb920839fc6"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let faults = generate(
+            dir.path(),
+            &[
+                "--files",
+                "2",
+                "--rows-per-file",
+                "5000",
+                "--seed",
+                "42",
+                "--duplicate-fraction",
+                "0.05",
+                "--late-fraction",
+                "0.05",
+                "--invalid-fraction",
+                "0.02",
+            ],
+        );
+        assert_eq!(
+            digest(&faults),
+            "07798bfd101e828c694e6d2ee4be7f75d8ede01393b3b3a09ae7c8b643c75c8f"
+        );
+    }
+
+    /// (events per session, purchase share, cart share) of the native files in `report`.
+    fn measure(report: &GenReport) -> (f64, f64, f64) {
+        let (mut rows, mut purchases, mut carts) = (0, 0, 0);
+        let mut sessions = HashSet::new();
+        for path in &report.files {
+            let text = std::fs::read_to_string(path).unwrap();
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split(',').collect();
+                sessions.insert(fields[3].to_string());
+                rows += 1;
+                purchases += usize::from(fields[4] == "purchase");
+                carts += usize::from(fields[4] == "add_to_cart");
+            }
+        }
+        let rows_f = rows as f64;
+        (
+            rows_f / sessions.len() as f64,
+            purchases as f64 / rows_f,
+            carts as f64 / rows_f,
+        )
+    }
+
+    #[test]
+    fn shape_knobs_set_the_mean_session_length_and_the_type_shares() {
+        for (mean, purchase, cart) in [(1.0, 0.1, 0.05), (4.6, 0.015, 0.03), (12.0, 0.04, 0.1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mean_s, purchase_s, cart_s) =
+                (mean.to_string(), purchase.to_string(), cart.to_string());
+            let report = generate(
+                dir.path(),
+                &[
+                    "--files",
+                    "2",
+                    "--rows-per-file",
+                    "10000",
+                    "--seed",
+                    "9",
+                    "--events-per-session",
+                    &mean_s,
+                    "--purchase-share",
+                    &purchase_s,
+                    "--cart-share",
+                    &cart_s,
+                ],
+            );
+            let (got_mean, got_purchase, got_cart) = measure(&report);
+            assert!(
+                (got_mean / mean - 1.0).abs() < 0.15,
+                "events/session {got_mean}, asked {mean}"
+            );
+            assert!(
+                (got_purchase / purchase - 1.0).abs() < 0.2,
+                "purchases {got_purchase}, asked {purchase}"
+            );
+            assert!(
+                (got_cart / cart - 1.0).abs() < 0.2,
+                "carts {got_cart}, asked {cart}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_events_in_either_layout() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let args = [
+            "--files",
+            "1",
+            "--rows-per-file",
+            "300",
+            "--seed",
+            "5",
+            "--events-per-session",
+            "3",
+        ];
+        let native = generate(a.path(), &args);
+        let rees46 = generate(b.path(), &[&args[..], &["--layout", "rees46"]].concat());
+        let lines = |r: &GenReport| std::fs::read_to_string(&r.files[0]).unwrap();
+        let (native, rees46) = (lines(&native), lines(&rees46));
+        assert_eq!(rees46.lines().next(), Some(rees46::HEADER));
+        for (n, r) in native.lines().zip(rees46.lines()).skip(1) {
+            let (n, r): (Vec<&str>, Vec<&str>) = (n.split(',').collect(), r.split(',').collect());
+            assert_eq!(r[8], n[3], "same session");
+            assert_eq!(r[6], n[7], "same price");
+            assert_eq!(&n[1][..19], r[0][..19].replace(' ', "T"), "same second");
+        }
     }
 }

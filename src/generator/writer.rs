@@ -1,6 +1,7 @@
-//! Writes one CSV file in the native contract: under a temporary dot-name first, renamed into
-//! place only once complete and flushed, so a watcher never sees half a file.
-//! Owns the byte format of a row; knows nothing of sessions or faults.
+//! Writes one CSV file in the native contract or the REES46 layout: under a temporary dot-name
+//! first, renamed into place only once complete and flushed, so a watcher never sees half a
+//! file. Owns the byte format of a native row (the REES46 one is [`super::rees46`]); knows
+//! nothing of sessions or faults.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -10,6 +11,7 @@ use chrono::DateTime;
 
 use super::session::Event;
 use super::world::World;
+use super::{rees46, Layout};
 use crate::schema;
 
 /// A row already decided: either an event to print, or raw text (an injected bad row).
@@ -24,27 +26,35 @@ pub struct CsvFile {
     final_path: PathBuf,
     out: BufWriter<File>,
     line: String,
+    layout: Layout,
 }
 
 impl CsvFile {
-    /// Creates `.NAME.tmp` in `dir` and writes the header.
-    pub fn create(dir: &Path, name: &str) -> io::Result<CsvFile> {
+    /// Creates `.NAME.tmp` in `dir` and writes the header of `layout`.
+    pub fn create(dir: &Path, name: &str, layout: Layout) -> io::Result<CsvFile> {
         let tmp_path = dir.join(format!(".{name}.tmp"));
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp_path)?);
-        out.write_all(schema::header_line().as_bytes())?;
+        match layout {
+            Layout::Native => out.write_all(schema::header_line().as_bytes())?,
+            Layout::Rees46 => out.write_all(rees46::HEADER.as_bytes())?,
+        }
         out.write_all(b"\n")?;
         Ok(CsvFile {
             tmp_path,
             final_path: dir.join(name),
             out,
             line: String::with_capacity(256),
+            layout,
         })
     }
 
     pub fn write(&mut self, world: &World, row: Row<'_>) -> io::Result<()> {
         self.line.clear();
         match row {
-            Row::Event(event) => format_event(&mut self.line, world, event),
+            Row::Event(event) => match self.layout {
+                Layout::Native => format_event(&mut self.line, world, event),
+                Layout::Rees46 => rees46::format_event(&mut self.line, world, event),
+            },
             Row::Raw(text) => self.line.push_str(&text),
         }
         self.line.push('\n');
