@@ -1,5 +1,6 @@
 //! The per-file load: ONE transaction holding a file's ledger row, its new events (binary COPY
-//! chunk by chunk; ids loaded before count as duplicates), its rejected rows, and the derive of
+//! chunk by chunk; ids loaded before count as duplicates), its rejected rows and row warnings
+//! (damaged optional values loaded as NULL), and the derive of
 //! purchases, hourly stats and analytics from exactly those new events
 //! (`sql/load/derive_file.sql`). Never touches files or Kafka.
 //! Invariant: either everything of a file commits, or nothing does.
@@ -20,7 +21,7 @@ use uuid::Uuid;
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
 use super::ledger::{self, FileRecord};
 use super::LoadError;
-use crate::transform::{Batch, RejectedRow};
+use crate::transform::{Batch, RejectedRow, RowWarning};
 
 /// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
 /// file's own transaction (so a repeat across chunks is caught too).
@@ -41,6 +42,10 @@ const DERIVE: &str = include_str!("../../sql/load/derive_file.sql");
 
 const COPY_REJECTED: &str =
     "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
+    FROM STDIN (FORMAT binary)";
+
+const COPY_WARNINGS: &str =
+    "COPY streaming.row_warnings (file_id, line, column_name, reason, raw_value) \
     FROM STDIN (FORMAT binary)";
 
 /// How starting a file's load ended.
@@ -116,8 +121,10 @@ impl<'a> FileLoad<'a> {
             self.counts.duplicate += events.len() as i64 - copied as i64;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
+        copy_warnings(&self.tx, self.file_id, &batch.warnings).await?;
         self.counts.total += batch.rows_total as i64;
         self.counts.rejected += batch.rejects.len() as i64;
+        self.counts.repaired += batch.warnings.len() as i64;
         Ok(())
     }
 
@@ -220,6 +227,28 @@ async fn copy_rejected_rows(
         writer
             .as_mut()
             .write(&[&file_id, &line, &r.column, &r.reason, &r.raw])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn copy_warnings(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    warnings: &[RowWarning],
+) -> Result<(), LoadError> {
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    let sink = tx.copy_in(COPY_WARNINGS).await?;
+    let types = [Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+    for w in warnings {
+        let line = w.line as i64;
+        writer
+            .as_mut()
+            .write(&[&file_id, &line, &w.column, &w.reason, &w.raw_value])
             .await?;
     }
     writer.finish().await?;

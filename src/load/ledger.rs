@@ -27,6 +27,9 @@ pub struct Counts {
     pub loaded: i64,
     pub rejected: i64,
     pub duplicate: i64,
+    /// Damaged optional values set NULL in rows that passed (`streaming.row_warnings`); not a
+    /// row count: one row may have several.
+    pub repaired: i64,
 }
 
 /// A loaded file, as the ledger remembers it.
@@ -91,11 +94,18 @@ pub async fn finish_loading(
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
         "UPDATE streaming.ingest_files SET rows_total = $2, rows_loaded = $3, rows_rejected = $4, \
-             rows_duplicate = $5, finished_at = clock_timestamp(), \
+             rows_duplicate = $5, values_repaired = $6, finished_at = clock_timestamp(), \
              status = CASE WHEN $3::bigint = 0 AND $5::bigint = 0 THEN 'rejected' ELSE 'loaded' END, \
              error = CASE WHEN $3::bigint = 0 AND $5::bigint = 0 THEN 'every row broke the contract' END \
          WHERE file_id = $1",
-        &[&file_id, &c.total, &c.loaded, &c.rejected, &c.duplicate],
+        &[
+            &file_id,
+            &c.total,
+            &c.loaded,
+            &c.rejected,
+            &c.duplicate,
+            &c.repaired,
+        ],
     )
     .await?;
     Ok(())

@@ -1,8 +1,11 @@
-//! The contract's row rules as Polars expressions: trim and null-ify text, type the columns the
-//! loader needs, and name the first broken rule of each row. Pure expressions, no I/O.
+//! The contract's row rules as Polars expressions: trim and null-ify text, set aside damaged
+//! optional values (`super::repair`), type the columns the loader needs, and name the first
+//! broken rule of each row. Pure expressions, no I/O.
 
 use polars::prelude::*;
 
+use super::repair::RowWarning;
+use super::LINE;
 use crate::schema::{COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PURCHASE};
 
 /// Names of the columns the rules add to a frame.
@@ -23,10 +26,87 @@ const COUNTRY_PATTERN: &str = r"^[A-Z]{2}$";
 
 /// Adds the rule columns to a frame of the contract's text columns.
 pub fn check(frame: LazyFrame) -> LazyFrame {
+    let set_aside = repairs().map(|r| {
+        when(r.damaged.fill_null(lit(false)))
+            .then(col(r.column))
+            .otherwise(lit(NULL).cast(DataType::String))
+            .alias(damaged_column(r.column))
+    });
+    let emptied = repairs().map(|r| {
+        when(col(damaged_column(r.column)).is_not_null())
+            .then(lit(NULL).cast(DataType::String))
+            .otherwise(col(r.column))
+            .alias(r.column)
+    });
     frame
         .with_columns(COLUMNS.map(|c| clean(col(c)).alias(c)))
+        .with_columns(set_aside)
+        .with_columns(emptied)
         .with_columns(typed_columns())
         .with_columns(verdict())
+}
+
+/// An optional contract column whose value, when `damaged`, is set NULL and reported.
+struct Repair {
+    column: &'static str,
+    damaged: Expr,
+    reason: &'static str,
+}
+
+fn repairs() -> [Repair; 2] {
+    let present = |c: &str| col(c).is_not_null();
+    [
+        Repair {
+            column: "device",
+            damaged: present("device").and(any_of("device", &DEVICES).not()),
+            reason: "unknown device (expected mobile, desktop or tablet, or empty)",
+        },
+        Repair {
+            column: "country",
+            damaged: present("country").and(mismatches("country", COUNTRY_PATTERN)),
+            reason: "not an ISO 3166 alpha-2 code like DE",
+        },
+    ]
+}
+
+/// The frame column holding a damaged value set aside from `column` (null when it was fine).
+fn damaged_column(column: &str) -> String {
+    format!("__damaged_{column}")
+}
+
+/// The warnings for values [`check`] set aside in `good`, with the column named as `source`
+/// says the file names it; drops the set-aside columns.
+pub(super) fn take_repairs(
+    good: &mut DataFrame,
+    source: impl Fn(&'static str) -> String,
+) -> PolarsResult<Vec<RowWarning>> {
+    let mut out = Vec::new();
+    for r in repairs() {
+        let name = damaged_column(r.column);
+        let Some(at) = good.get_column_index(&name) else {
+            continue;
+        };
+        let values = good
+            .select_at_idx(at)
+            .map(|c| c.str().cloned())
+            .transpose()?;
+        if let Some(values) = values.filter(|v| v.null_count() < v.len()) {
+            let lines = good.column(LINE)?.u64()?;
+            for (line, value) in lines.iter().zip(values.iter()) {
+                if let Some(value) = value {
+                    out.push(RowWarning {
+                        line: line.unwrap_or_default(),
+                        column: source(r.column),
+                        target: r.column,
+                        reason: r.reason.to_string(),
+                        raw_value: value.to_string(),
+                    });
+                }
+            }
+        }
+        *good = good.drop(&name)?;
+    }
+    Ok(out)
 }
 
 /// Trims surrounding whitespace and treats an empty field as missing.
@@ -139,16 +219,6 @@ fn rules() -> Vec<Rule> {
             "total_amount",
             is_purchase.not().and(present("total_amount")),
             "must be empty unless event_type is purchase",
-        ),
-        rule(
-            "device",
-            present("device").and(any_of("device", &DEVICES).not()),
-            "unknown device (expected mobile, desktop or tablet, or empty)",
-        ),
-        rule(
-            "country",
-            present("country").and(mismatches("country", COUNTRY_PATTERN)),
-            "not an ISO 3166 alpha-2 code like DE",
         ),
     ]
 }

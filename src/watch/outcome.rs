@@ -109,6 +109,7 @@ mod tests {
             loaded: 3,
             duplicate: 1,
             rejected: 0,
+            repaired: 0,
         };
         for o in [
             Outcome::Loaded(all_bad),
