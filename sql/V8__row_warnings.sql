@@ -14,3 +14,12 @@ CREATE TABLE streaming.row_warnings (
 CREATE INDEX row_warnings_file_id ON streaming.row_warnings (file_id);
 ALTER TABLE streaming.ingest_files
     ADD COLUMN values_repaired bigint NOT NULL DEFAULT 0;
+
+-- A quarantined file (more than --max-reject-fraction bad rows) is counted too: rows_total the
+-- rows read, rows_rejected those that broke a rule (in rejected_rows, the first 10,000 per
+-- file), rows_quarantined the rest, not loaded because of the quarantine.
+ALTER TABLE streaming.ingest_files
+    ADD COLUMN rows_quarantined bigint NOT NULL DEFAULT 0,
+    DROP CONSTRAINT every_row_accounted_for,
+    ADD CONSTRAINT every_row_accounted_for
+        CHECK (rows_total = rows_loaded + rows_rejected + rows_duplicate + rows_quarantined);

@@ -152,6 +152,25 @@ impl<'a> FileLoad<'a> {
     }
 }
 
+/// Records a quarantined file in a short transaction of its own (its load was rolled back): its
+/// ledger row as `rejected` with `counts`, and its bad rows `kept` in memory. Returns its id.
+///
+/// # Errors
+/// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
+pub async fn record_quarantine(
+    client: &mut Client,
+    file: &FileRecord,
+    error: &str,
+    counts: &ledger::Counts,
+    kept: &[RejectedRow],
+) -> Result<i64, LoadError> {
+    let tx = client.transaction().await?;
+    let file_id = ledger::record_quarantined(&tx, file, error, counts).await?;
+    copy_rejected_rows(&tx, file_id, kept).await?;
+    tx.commit().await?;
+    Ok(file_id)
+}
+
 const SEND_BYTES: usize = 256 << 10;
 
 /// COPYs the rows whose event id is new (not loaded before, not earlier in the chunk: the

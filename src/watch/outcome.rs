@@ -110,6 +110,7 @@ mod tests {
             duplicate: 1,
             rejected: 0,
             repaired: 0,
+            quarantined: 0,
         };
         for o in [
             Outcome::Loaded(all_bad),
