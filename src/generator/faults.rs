@@ -27,9 +27,9 @@ const BAD_VALUES: [(usize, &str); 16] = [
     (8, "0"),
     (8, "two"),
     // A bad device or country no longer rejects its row (it loads with the value NULL and a
-    // warning), so these slots break rules that still reject; the table keeps its length, so a
-    // seed picks the same rows as before.
-    (7, "1e3"),
+    // warning), so these slots break rules that still reject (the year 0011: outside the
+    // event-time window); the table keeps its length, so a seed picks the same rows as before.
+    (1, "0011-02-20T11:39:00.000000Z"),
     (8, "1.5"),
 ];
 

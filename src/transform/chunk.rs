@@ -99,7 +99,9 @@ pub(super) fn transform_chunk(
             }
         }
     }
-    let checked = rules::check(frame.lazy()).collect().map_err(parse_err)?;
+    let checked = rules::check(frame.lazy(), &header.window)
+        .collect()
+        .map_err(parse_err)?;
     let is_bad = checked
         .column(rules::REASON)
         .map_err(parse_err)?

@@ -27,7 +27,7 @@ pub use error::FileError;
 pub use extra::{ExtraColumn, EXTRA};
 pub use header::Header;
 pub use mapping::EVENT_ID_NAMESPACE;
-pub use profile::{Miss, Profile, ProfileError, Profiles};
+pub use profile::{Miss, Profile, ProfileError, Profiles, TimeWindow, WindowError};
 pub use reader::FileReader;
 pub use rejects::rejects_csv_lines;
 pub use repair::RowWarning;

@@ -4,6 +4,7 @@
 
 use polars::prelude::*;
 
+use super::profile::{ResolvedWindow, TimeWindow};
 use super::repair::RowWarning;
 use super::LINE;
 use crate::schema::{COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PURCHASE};
@@ -24,8 +25,9 @@ const AMOUNT_PATTERN: &str = r"^[-+]?[0-9]+(\.[0-9]+)?$";
 const INTEGER_PATTERN: &str = r"^\+?[0-9]{1,9}$";
 const COUNTRY_PATTERN: &str = r"^[A-Z]{2}$";
 
-/// Adds the rule columns to a frame of the contract's text columns.
-pub fn check(frame: LazyFrame) -> LazyFrame {
+/// Adds the rule columns to a frame of the contract's text columns; event times must lie in
+/// `window`.
+pub(super) fn check(frame: LazyFrame, window: &ResolvedWindow) -> LazyFrame {
     let set_aside = repairs().map(|r| {
         when(r.damaged.fill_null(lit(false)))
             .then(col(r.column))
@@ -43,7 +45,7 @@ pub fn check(frame: LazyFrame) -> LazyFrame {
         .with_columns(set_aside)
         .with_columns(emptied)
         .with_columns(typed_columns())
-        .with_columns(verdict())
+        .with_columns(verdict(window))
 }
 
 /// An optional contract column whose value, when `damaged`, is set NULL and reported.
@@ -142,14 +144,14 @@ fn typed_columns() -> Vec<Expr> {
 struct Rule {
     column: &'static str,
     broken: Expr,
-    reason: &'static str,
+    reason: String,
 }
 
-fn rule(column: &'static str, broken: Expr, reason: &'static str) -> Rule {
+fn rule(column: &'static str, broken: Expr, reason: impl Into<String>) -> Rule {
     Rule {
         column,
         broken,
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -166,7 +168,11 @@ fn mismatches(column: &str, pattern: &str) -> Expr {
 }
 
 /// The contract's row rules, in the order a row is checked; the first broken rule is reported.
-fn rules() -> Vec<Rule> {
+fn rules(window: &ResolvedWindow) -> Vec<Rule> {
+    let micros = || col(TIME).cast(DataType::Int64);
+    let implausible = micros()
+        .lt(lit(window.earliest_micros))
+        .or(micros().gt(lit(window.latest_micros)));
     let missing = |c: &str| col(c).is_null();
     let present = |c: &str| col(c).is_not_null();
     let is_purchase = col("event_type").eq(lit(PURCHASE));
@@ -182,6 +188,15 @@ fn rules() -> Vec<Rule> {
             "event_time",
             col(TIME).is_null(),
             "not an RFC 3339 UTC timestamp like 2026-11-01T10:30:00.123456Z",
+        ),
+        rule(
+            "event_time",
+            implausible,
+            format!(
+                "outside the plausible event_time window {} (a profile's event_time_window \
+                 or --event-time-window)",
+                window.spec
+            ),
         ),
         rule("user_id", missing("user_id"), "required"),
         rule("session_id", missing("session_id"), "required"),
@@ -223,16 +238,21 @@ fn rules() -> Vec<Rule> {
     ]
 }
 
-/// Every (column, reason) a row can be rejected for by the rules, in checking order.
-pub fn all_reasons() -> Vec<(&'static str, &'static str)> {
-    rules().into_iter().map(|r| (r.column, r.reason)).collect()
+/// Every (column, reason) a row can be rejected for by the rules (with the default event-time
+/// window), in checking order.
+pub fn all_reasons() -> Vec<(&'static str, String)> {
+    let window = TimeWindow::default().resolve(chrono::Utc::now());
+    rules(&window)
+        .into_iter()
+        .map(|r| (r.column, r.reason))
+        .collect()
 }
 
 /// Two columns naming the first broken rule of each row (null for good rows).
-fn verdict() -> [Expr; 2] {
+fn verdict(window: &ResolvedWindow) -> [Expr; 2] {
     let none = || lit(NULL).cast(DataType::String);
     let (mut reason, mut column) = (none(), none());
-    for r in rules().into_iter().rev() {
+    for r in rules(window).into_iter().rev() {
         // `fill_null(false)`: a comparison with a missing value breaks no rule of its own.
         let broken = r.broken.fill_null(lit(false));
         reason = when(broken.clone()).then(lit(r.reason)).otherwise(reason);
