@@ -786,7 +786,12 @@ async fn every_corpus_case_ends_exactly_as_stated() {
     };
     assert_eq!(
         value("SELECT string_agg(product_category, '|' ORDER BY event_id) FROM streaming.events WHERE source_file = 't03_quoted_fields.csv'").await.as_deref(),
-        Some("Books, Comics|12\" Pizza|two\nlines")
+        Some("Books, Comics|12\" Pizza|two\nlines|books")
+    );
+    assert_eq!(
+        value("SELECT coalesce(device, 'NULL') || ' ' || (extra->>'device_raw') FROM streaming.events WHERE source_file = 't03_quoted_fields.csv' AND extra ? 'device_raw'").await.as_deref(),
+        Some("NULL phone, old"),
+        "a repaired value is NULL, its raw text kept"
     );
     assert_eq!(
         value("SELECT string_agg(user_id || '/' || country || '/' || product_price::text, '|') FROM streaming.events WHERE source_file = 't08_columns_reordered.csv'").await.as_deref(),
