@@ -252,6 +252,15 @@ pub struct WatchArgs {
     /// start. The built-in profiles `native` and `rees46` are always known.
     #[arg(long, env = "SHOPSTREAM_PROFILES_DIR", value_name = "DIR")]
     pub profiles_dir: Option<PathBuf>,
+    /// Plausible event times, EARLIEST..LATEST (dates, RFC 3339 instants, or now / now+2d /
+    /// now-12h); a row outside is rejected. A profile's `event_time_window` takes precedence.
+    #[arg(
+        long,
+        env = "EVENT_TIME_WINDOW",
+        default_value = "1990-01-01..now+2d",
+        value_name = "EARLIEST..LATEST"
+    )]
+    pub event_time_window: crate::transform::TimeWindow,
 }
 
 /// Validated watcher settings.
@@ -275,6 +284,8 @@ pub struct WatchSettings {
     pub http_addr: Option<std::net::SocketAddr>,
     /// Directory of the user's source profiles, read when the watcher is built.
     pub profiles_dir: Option<PathBuf>,
+    /// Plausible event times for profiles that set none.
+    pub event_time_window: crate::transform::TimeWindow,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -341,6 +352,7 @@ impl WatchArgs {
             },
             http_addr,
             profiles_dir: self.profiles_dir,
+            event_time_window: self.event_time_window,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The per-file load: ONE transaction holding a file's ledger row, its new events (binary COPY
-//! chunk by chunk; ids loaded before count as duplicates), its rejected rows, and the derive of
+//! chunk by chunk; ids loaded before count as duplicates), its rejected rows and row warnings
+//! (damaged optional values loaded as NULL), and the derive of
 //! purchases, hourly stats and analytics from exactly those new events
 //! (`sql/load/derive_file.sql`). Never touches files or Kafka.
 //! Invariant: either everything of a file commits, or nothing does.
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
 use super::ledger::{self, FileRecord};
 use super::LoadError;
-use crate::transform::{Batch, RejectedRow};
+use crate::transform::{Batch, RejectedRow, RowWarning};
 
 /// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
 /// file's own transaction (so a repeat across chunks is caught too).
@@ -42,6 +43,10 @@ const DERIVE: &str = include_str!("../../sql/load/derive_file.sql");
 
 const COPY_REJECTED: &str =
     "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
+    FROM STDIN (FORMAT binary)";
+
+const COPY_WARNINGS: &str =
+    "COPY streaming.row_warnings (file_id, line, column_name, reason, raw_value) \
     FROM STDIN (FORMAT binary)";
 
 /// How starting a file's load ended.
@@ -124,8 +129,10 @@ impl<'a> FileLoad<'a> {
             self.counts.duplicate += events.len() as i64 - copied as i64;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
+        copy_warnings(&self.tx, self.file_id, &batch.warnings).await?;
         self.counts.total += batch.rows_total as i64;
         self.counts.rejected += batch.rejects.len() as i64;
+        self.counts.repaired += batch.warnings.len() as i64;
         Ok(())
     }
 
@@ -151,6 +158,25 @@ impl<'a> FileLoad<'a> {
         self.tx.rollback().await?;
         Ok(())
     }
+}
+
+/// Records a quarantined file in a short transaction of its own (its load was rolled back): its
+/// ledger row as `rejected` with `counts`, and its bad rows `kept` in memory. Returns its id.
+///
+/// # Errors
+/// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
+pub async fn record_quarantine(
+    client: &mut Client,
+    file: &FileRecord,
+    error: &str,
+    counts: &ledger::Counts,
+    kept: &[RejectedRow],
+) -> Result<i64, LoadError> {
+    let tx = client.transaction().await?;
+    let file_id = ledger::record_quarantined(&tx, file, error, counts).await?;
+    copy_rejected_rows(&tx, file_id, kept).await?;
+    tx.commit().await?;
+    Ok(file_id)
 }
 
 const SEND_BYTES: usize = 256 << 10;
@@ -276,6 +302,28 @@ async fn copy_rejected_rows(
         writer
             .as_mut()
             .write(&[&file_id, &line, &r.column, &r.reason, &r.raw])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn copy_warnings(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    warnings: &[RowWarning],
+) -> Result<(), LoadError> {
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    let sink = tx.copy_in(COPY_WARNINGS).await?;
+    let types = [Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+    for w in warnings {
+        let line = w.line as i64;
+        writer
+            .as_mut()
+            .write(&[&file_id, &line, &w.column, &w.reason, &w.raw_value])
             .await?;
     }
     writer.finish().await?;

@@ -20,13 +20,19 @@ pub struct FileRecord {
     pub profile: Option<String>,
 }
 
-/// Per-file row accounting: total = loaded + rejected + duplicate (a CHECK in the table).
+/// Per-file row accounting: total = loaded + rejected + duplicate + quarantined (a CHECK in
+/// the table).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub total: i64,
     pub loaded: i64,
     pub rejected: i64,
     pub duplicate: i64,
+    /// Good rows of a quarantined file, not loaded because too many others were bad.
+    pub quarantined: i64,
+    /// Damaged optional values set NULL in rows that passed (`streaming.row_warnings`); not a
+    /// row count: one row may have several.
+    pub repaired: i64,
 }
 
 /// A loaded file, as the ledger remembers it.
@@ -91,11 +97,18 @@ pub async fn finish_loading(
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
         "UPDATE streaming.ingest_files SET rows_total = $2, rows_loaded = $3, rows_rejected = $4, \
-             rows_duplicate = $5, finished_at = clock_timestamp(), \
+             rows_duplicate = $5, values_repaired = $6, finished_at = clock_timestamp(), \
              status = CASE WHEN $3::bigint = 0 AND $5::bigint = 0 THEN 'rejected' ELSE 'loaded' END, \
              error = CASE WHEN $3::bigint = 0 AND $5::bigint = 0 THEN 'every row broke the contract' END \
          WHERE file_id = $1",
-        &[&file_id, &c.total, &c.loaded, &c.rejected, &c.duplicate],
+        &[
+            &file_id,
+            &c.total,
+            &c.loaded,
+            &c.rejected,
+            &c.duplicate,
+            &c.repaired,
+        ],
     )
     .await?;
     Ok(())
@@ -124,6 +137,38 @@ pub async fn record_unloaded(
                 &error,
                 &file.notes,
                 &file.profile,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Records a quarantined file: `rejected` with its error, and its rows counted as `counts`
+/// says (none loaded).
+pub async fn record_quarantined(
+    client: &impl GenericClient,
+    file: &FileRecord,
+    error: &str,
+    c: &Counts,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "INSERT INTO streaming.ingest_files \
+                 (file_name, size_bytes, sha256, status, admitted_by, started_at, error, notes, \
+                  profile, rows_total, rows_rejected, rows_quarantined) \
+             VALUES ($1, $2, $3, 'rejected', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING file_id",
+            &[
+                &file.file_name,
+                &file.size_bytes,
+                &file.sha256,
+                &file.admitted_by,
+                &file.started_at,
+                &error,
+                &file.notes,
+                &file.profile,
+                &c.total,
+                &c.rejected,
+                &c.quarantined,
             ],
         )
         .await?;

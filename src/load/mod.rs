@@ -14,5 +14,5 @@ pub mod ledger;
 pub use connect::{connect, connect_with_retry, migrate};
 pub use encode::{encode_events, EncodedEvents};
 pub use error::LoadError;
-pub use file_load::{Begun, FileLoad, Spent};
+pub use file_load::{record_quarantine, Begun, FileLoad, Spent};
 pub use ledger::{Counts, FileRecord, LoadedFile};

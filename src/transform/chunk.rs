@@ -77,10 +77,12 @@ pub(super) fn transform_chunk(
         .with_column(Column::new(LINE.into(), lines))
         .map_err(parse_err)?;
     let plan = header.plan.as_deref();
+    let mut warnings = Vec::new();
     match plan {
         Some(plan) => {
-            let (mapped, refused) = mapping::map_chunk(plan, frame).map_err(parse_err)?;
+            let (mapped, refused, repaired) = mapping::map_chunk(plan, frame).map_err(parse_err)?;
             frame = mapped;
+            warnings = repaired;
             for (line, column, reason) in refused {
                 rejects.push(RejectedRow {
                     line,
@@ -97,20 +99,32 @@ pub(super) fn transform_chunk(
             }
         }
     }
-    let checked = rules::check(frame.lazy()).collect().map_err(parse_err)?;
+    let checked = rules::check(frame.lazy(), &header.window)
+        .collect()
+        .map_err(parse_err)?;
     let is_bad = checked
         .column(rules::REASON)
         .map_err(parse_err)?
         .is_not_null();
     let bad = checked.filter(&is_bad).map_err(parse_err)?;
     let mut good = checked.filter(&!is_bad).map_err(parse_err)?;
-    extra::add_extra_column(&mut good, &header.extra).map_err(parse_err)?;
+    // A row rejected by a rule loads nothing, so its mapping repairs are no warnings.
+    let good_lines: Vec<u64> = good
+        .column(LINE)
+        .and_then(|c| c.u64().map(|l| l.iter().flatten().collect()))
+        .map_err(parse_err)?;
+    warnings.retain(|w| good_lines.binary_search(&w.line).is_ok());
+    let source = |t: &'static str| plan.and_then(|p| p.source_of(t)).unwrap_or(t).to_string();
+    warnings.extend(rules::take_repairs(&mut good, source).map_err(parse_err)?);
+    warnings.sort_by_key(|w| w.line);
+    extra::add_extra_column(&mut good, &header.extra, &warnings).map_err(parse_err)?;
     explain(chunk, &kept, &bad, plan, &mut rejects).map_err(parse_err)?;
     rejects.sort_by_key(|r| r.line);
     Ok(Batch {
         rows_total: records.len() as u64,
         good,
         rejects,
+        warnings,
     })
 }
 

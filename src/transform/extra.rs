@@ -1,9 +1,15 @@
 //! Extra columns: header columns the contract does not name. They are kept, not dropped: each
 //! good row carries them as one JSON object (text in the `EXTRA` column, JSONB in Postgres).
 //! Owns the internal names of those columns so that no header can collide with the frame's own
-//! `__` columns; knows nothing of the rules or the database.
+//! `__` columns; knows nothing of the rules or the database. The raw text of a repaired value
+//! (`super::repair`) joins the same object under `<target>_raw`.
+
+use std::collections::HashMap;
 
 use polars::prelude::*;
+
+use super::repair::{raw_key, RowWarning};
+use super::LINE;
 
 /// Name of the good-rows column holding a row's extra columns as JSON object text, or null
 /// when the file has none or all of them are empty in that row.
@@ -34,9 +40,14 @@ impl ExtraColumn {
     }
 }
 
-/// Adds `EXTRA` to `frame` from its extra columns. Values are trimmed; empty ones are left out
-/// of the object, so an Excel export's trailing unnamed columns add nothing.
-pub fn add_extra_column(frame: &mut DataFrame, extra: &[ExtraColumn]) -> PolarsResult<()> {
+/// Adds `EXTRA` to `frame` from its extra columns and the raw text of its rows' `repaired`
+/// values. Values are trimmed; empty ones are left out of the object, so an Excel export's
+/// trailing unnamed columns add nothing.
+pub fn add_extra_column(
+    frame: &mut DataFrame,
+    extra: &[ExtraColumn],
+    repaired: &[RowWarning],
+) -> PolarsResult<()> {
     let height = frame.height();
     let mut objects: Vec<serde_json::Map<String, serde_json::Value>> =
         vec![serde_json::Map::new(); height];
@@ -45,6 +56,19 @@ pub fn add_extra_column(frame: &mut DataFrame, extra: &[ExtraColumn]) -> PolarsR
         for (object, value) in objects.iter_mut().zip(values.iter()) {
             if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) {
                 object.insert(x.key.clone(), serde_json::Value::String(v.to_string()));
+            }
+        }
+    }
+    if !repaired.is_empty() {
+        let mut by_line: HashMap<u64, Vec<&RowWarning>> = HashMap::new();
+        for w in repaired {
+            by_line.entry(w.line).or_default().push(w);
+        }
+        let lines = frame.column(LINE)?.u64()?;
+        for (object, line) in objects.iter_mut().zip(lines.iter()) {
+            for w in line.and_then(|l| by_line.get(&l)).into_iter().flatten() {
+                let raw = serde_json::Value::String(w.raw_value.clone());
+                object.insert(raw_key(w.target), raw);
             }
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::extra::ExtraColumn;
 use super::mapping::{self, Plan};
-use super::profile::{Detection, Profiles};
+use super::profile::{Detection, Profiles, ResolvedWindow};
 use super::records::{self, Record};
 use super::FileError;
 use crate::schema::COLUMNS;
@@ -27,6 +27,8 @@ pub struct Header {
     /// Name in the frame of each column, in file order: the contract's name, or the extra
     /// column's internal name.
     pub(super) columns: Vec<String>,
+    /// Plausible event times, resolved against the clock when the file was opened.
+    pub(super) window: ResolvedWindow,
 }
 
 /// Reads the header record: names trimmed and unquoted, the BOM dropped, the delimiter guessed
@@ -76,7 +78,12 @@ pub(super) fn parse_header(
             extra.push(x);
         }
     }
+    let window = profile
+        .window
+        .unwrap_or(profiles.window)
+        .resolve(chrono::Utc::now());
     Ok(Header {
+        window,
         raw,
         delimiter: detected.delimiter,
         extra,

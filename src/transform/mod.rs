@@ -17,6 +17,7 @@ pub mod profile;
 mod reader;
 pub mod records;
 mod rejects;
+mod repair;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -26,9 +27,10 @@ pub use error::FileError;
 pub use extra::{ExtraColumn, EXTRA};
 pub use header::Header;
 pub use mapping::EVENT_ID_NAMESPACE;
-pub use profile::{Miss, Profile, ProfileError, Profiles};
+pub use profile::{Miss, Profile, ProfileError, Profiles, TimeWindow, WindowError};
 pub use reader::FileReader;
 pub use rejects::rejects_csv_lines;
+pub use repair::RowWarning;
 pub use rules::{all_reasons, QUANTITY, TIME};
 
 use polars::prelude::DataFrame;
@@ -73,6 +75,8 @@ pub struct Batch {
     /// typed `TIME` and `QUANTITY`, `EXTRA` and the `LINE` number.
     pub good: DataFrame,
     pub rejects: Vec<RejectedRow>,
+    /// Damaged optional values of good rows (set NULL there), in line order.
+    pub warnings: Vec<RowWarning>,
 }
 
 /// Transforms a whole file held in memory; for tests and small inputs.

@@ -1,8 +1,12 @@
-//! The contract's row rules as Polars expressions: trim and null-ify text, type the columns the
-//! loader needs, and name the first broken rule of each row. Pure expressions, no I/O.
+//! The contract's row rules as Polars expressions: trim and null-ify text, set aside damaged
+//! optional values (`super::repair`), type the columns the loader needs, and name the first
+//! broken rule of each row. Pure expressions, no I/O.
 
 use polars::prelude::*;
 
+use super::profile::{ResolvedWindow, TimeWindow};
+use super::repair::RowWarning;
+use super::LINE;
 use crate::schema::{COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PURCHASE};
 
 /// Names of the columns the rules add to a frame.
@@ -21,12 +25,90 @@ const AMOUNT_PATTERN: &str = r"^[-+]?[0-9]+(\.[0-9]+)?$";
 const INTEGER_PATTERN: &str = r"^\+?[0-9]{1,9}$";
 const COUNTRY_PATTERN: &str = r"^[A-Z]{2}$";
 
-/// Adds the rule columns to a frame of the contract's text columns.
-pub fn check(frame: LazyFrame) -> LazyFrame {
+/// Adds the rule columns to a frame of the contract's text columns; event times must lie in
+/// `window`.
+pub(super) fn check(frame: LazyFrame, window: &ResolvedWindow) -> LazyFrame {
+    let set_aside = repairs().map(|r| {
+        when(r.damaged.fill_null(lit(false)))
+            .then(col(r.column))
+            .otherwise(lit(NULL).cast(DataType::String))
+            .alias(damaged_column(r.column))
+    });
+    let emptied = repairs().map(|r| {
+        when(col(damaged_column(r.column)).is_not_null())
+            .then(lit(NULL).cast(DataType::String))
+            .otherwise(col(r.column))
+            .alias(r.column)
+    });
     frame
         .with_columns(COLUMNS.map(|c| clean(col(c)).alias(c)))
+        .with_columns(set_aside)
+        .with_columns(emptied)
         .with_columns(typed_columns())
-        .with_columns(verdict())
+        .with_columns(verdict(window))
+}
+
+/// An optional contract column whose value, when `damaged`, is set NULL and reported.
+struct Repair {
+    column: &'static str,
+    damaged: Expr,
+    reason: &'static str,
+}
+
+fn repairs() -> [Repair; 2] {
+    let present = |c: &str| col(c).is_not_null();
+    [
+        Repair {
+            column: "device",
+            damaged: present("device").and(any_of("device", &DEVICES).not()),
+            reason: "unknown device (expected mobile, desktop or tablet, or empty)",
+        },
+        Repair {
+            column: "country",
+            damaged: present("country").and(mismatches("country", COUNTRY_PATTERN)),
+            reason: "not an ISO 3166 alpha-2 code like DE",
+        },
+    ]
+}
+
+/// The frame column holding a damaged value set aside from `column` (null when it was fine).
+fn damaged_column(column: &str) -> String {
+    format!("__damaged_{column}")
+}
+
+/// The warnings for values [`check`] set aside in `good`, with the column named as `source`
+/// says the file names it; drops the set-aside columns.
+pub(super) fn take_repairs(
+    good: &mut DataFrame,
+    source: impl Fn(&'static str) -> String,
+) -> PolarsResult<Vec<RowWarning>> {
+    let mut out = Vec::new();
+    for r in repairs() {
+        let name = damaged_column(r.column);
+        let Some(at) = good.get_column_index(&name) else {
+            continue;
+        };
+        let values = good
+            .select_at_idx(at)
+            .map(|c| c.str().cloned())
+            .transpose()?;
+        if let Some(values) = values.filter(|v| v.null_count() < v.len()) {
+            let lines = good.column(LINE)?.u64()?;
+            for (line, value) in lines.iter().zip(values.iter()) {
+                if let Some(value) = value {
+                    out.push(RowWarning {
+                        line: line.unwrap_or_default(),
+                        column: source(r.column),
+                        target: r.column,
+                        reason: r.reason.to_string(),
+                        raw_value: value.to_string(),
+                    });
+                }
+            }
+        }
+        *good = good.drop(&name)?;
+    }
+    Ok(out)
 }
 
 /// Trims surrounding whitespace and treats an empty field as missing.
@@ -62,14 +144,14 @@ fn typed_columns() -> Vec<Expr> {
 struct Rule {
     column: &'static str,
     broken: Expr,
-    reason: &'static str,
+    reason: String,
 }
 
-fn rule(column: &'static str, broken: Expr, reason: &'static str) -> Rule {
+fn rule(column: &'static str, broken: Expr, reason: impl Into<String>) -> Rule {
     Rule {
         column,
         broken,
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -86,7 +168,11 @@ fn mismatches(column: &str, pattern: &str) -> Expr {
 }
 
 /// The contract's row rules, in the order a row is checked; the first broken rule is reported.
-fn rules() -> Vec<Rule> {
+fn rules(window: &ResolvedWindow) -> Vec<Rule> {
+    let micros = || col(TIME).cast(DataType::Int64);
+    let implausible = micros()
+        .lt(lit(window.earliest_micros))
+        .or(micros().gt(lit(window.latest_micros)));
     let missing = |c: &str| col(c).is_null();
     let present = |c: &str| col(c).is_not_null();
     let is_purchase = col("event_type").eq(lit(PURCHASE));
@@ -102,6 +188,15 @@ fn rules() -> Vec<Rule> {
             "event_time",
             col(TIME).is_null(),
             "not an RFC 3339 UTC timestamp like 2026-11-01T10:30:00.123456Z",
+        ),
+        rule(
+            "event_time",
+            implausible,
+            format!(
+                "outside the plausible event_time window {} (a profile's event_time_window \
+                 or --event-time-window)",
+                window.spec
+            ),
         ),
         rule("user_id", missing("user_id"), "required"),
         rule("session_id", missing("session_id"), "required"),
@@ -140,29 +235,24 @@ fn rules() -> Vec<Rule> {
             is_purchase.not().and(present("total_amount")),
             "must be empty unless event_type is purchase",
         ),
-        rule(
-            "device",
-            present("device").and(any_of("device", &DEVICES).not()),
-            "unknown device (expected mobile, desktop or tablet, or empty)",
-        ),
-        rule(
-            "country",
-            present("country").and(mismatches("country", COUNTRY_PATTERN)),
-            "not an ISO 3166 alpha-2 code like DE",
-        ),
     ]
 }
 
-/// Every (column, reason) a row can be rejected for by the rules, in checking order.
-pub fn all_reasons() -> Vec<(&'static str, &'static str)> {
-    rules().into_iter().map(|r| (r.column, r.reason)).collect()
+/// Every (column, reason) a row can be rejected for by the rules (with the default event-time
+/// window), in checking order.
+pub fn all_reasons() -> Vec<(&'static str, String)> {
+    let window = TimeWindow::default().resolve(chrono::Utc::now());
+    rules(&window)
+        .into_iter()
+        .map(|r| (r.column, r.reason))
+        .collect()
 }
 
 /// Two columns naming the first broken rule of each row (null for good rows).
-fn verdict() -> [Expr; 2] {
+fn verdict(window: &ResolvedWindow) -> [Expr; 2] {
     let none = || lit(NULL).cast(DataType::String);
     let (mut reason, mut column) = (none(), none());
-    for r in rules().into_iter().rev() {
+    for r in rules(window).into_iter().rev() {
         // `fill_null(false)`: a comparison with a missing value breaks no rule of its own.
         let broken = r.broken.fill_null(lit(false));
         reason = when(broken.clone()).then(lit(r.reason)).otherwise(reason);

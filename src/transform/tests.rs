@@ -164,3 +164,107 @@ fn a_file_larger_than_a_chunk_arrives_in_several_batches_with_every_row() {
     let lines = last.good.column(LINE).unwrap().u64().unwrap();
     assert_eq!(lines.get(last.good.height() - 1), Some(100_001));
 }
+
+/// (line, column, reason, raw value) of a batch's warnings.
+fn warnings(batch: &Batch) -> Vec<(u64, &str, &str, &str)> {
+    batch
+        .warnings
+        .iter()
+        .map(|w| {
+            let (c, r, v) = (w.column.as_str(), w.reason.as_str(), w.raw_value.as_str());
+            (w.line, c, r, v)
+        })
+        .collect()
+}
+
+fn texts(batch: &Batch, column: &str) -> Vec<Option<String>> {
+    let c = batch.good.column(column).unwrap().str().unwrap();
+    c.iter().map(|v| v.map(str::to_string)).collect()
+}
+
+#[test]
+fn a_damaged_device_or_country_loads_its_row_with_the_value_null_and_the_raw_text_kept() {
+    let phone = GOOD.replace(",mobile,", ",phone,");
+    let both = GOOD
+        .replace("4f9c", "5f9c")
+        .replace(",mobile,DE", ",Smart TV,de");
+    // Another rule rejects the row: its damaged device is no warning, nothing of it loads.
+    let rejected = phone
+        .replace("4f9c", "6f9c")
+        .replace(",9.99,1,", ",9.99,0,");
+    let batch = one_batch(&file(&[&phone, &both, &rejected]));
+    assert_eq!(batch.good.height(), 2);
+    assert_eq!(texts(&batch, "device"), [None, None]);
+    assert_eq!(texts(&batch, "country"), [Some("DE".to_string()), None]);
+    let device = "unknown device (expected mobile, desktop or tablet, or empty)";
+    let country = "not an ISO 3166 alpha-2 code like DE";
+    let mut got = warnings(&batch);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (2, "device", device, "phone"),
+            (3, "country", country, "de"),
+            (3, "device", device, "Smart TV"),
+        ]
+    );
+    assert_eq!(
+        texts(&batch, EXTRA),
+        [
+            Some(r#"{"device_raw":"phone"}"#.to_string()),
+            Some(r#"{"country_raw":"de","device_raw":"Smart TV"}"#.to_string()),
+        ]
+    );
+    let rejects: Vec<(u64, Option<&str>)> = batch
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_deref()))
+        .collect();
+    assert_eq!(rejects, [(4, Some("quantity"))]);
+}
+
+#[test]
+fn an_event_time_outside_the_plausible_window_rejects_its_row_naming_value_and_window() {
+    let ancient = GOOD.replace("2026-11-01T10:30:00.123456Z", "0011-02-20T11:39:00.000000Z");
+    let future = GOOD
+        .replace("4f9c", "5f9c")
+        .replace("2026-11-01T10:30:00.123456Z", "2999-01-01T00:00:00Z");
+    let edge = GOOD
+        .replace("4f9c", "6f9c")
+        .replace("2026-11-01T10:30:00.123456Z", "1990-01-01T00:00:00Z");
+    let batch = one_batch(&file(&[&ancient, &future, &edge]));
+    assert_eq!(batch.good.height(), 1, "1990-01-01 itself is inside");
+    let window = "outside the plausible event_time window 1990-01-01..now+2d (a profile's \
+                  event_time_window or --event-time-window)";
+    let got: Vec<(u64, Option<&str>, &str)> = batch
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_deref(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                2,
+                Some("event_time"),
+                &*format!("{window} (got \"0011-02-20T11:39:00.000000Z\")")
+            ),
+            (
+                3,
+                Some("event_time"),
+                &*format!("{window} (got \"2999-01-01T00:00:00Z\")")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_watchers_window_applies_to_profiles_that_set_none() {
+    let old = GOOD.replace("2026-11-01T10:30:00.123456Z", "2019-10-01T00:00:00Z");
+    let profiles = Profiles::default().with_event_time_window("2020-01-01..now".parse().unwrap());
+    let (_, batches) = transform_all_with(file(&[&old]).as_bytes(), &profiles).unwrap();
+    assert_eq!(batches[0].good.height(), 0);
+    assert!(batches[0].rejects[0]
+        .reason
+        .contains("window 2020-01-01..now "));
+}

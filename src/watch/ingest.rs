@@ -16,7 +16,7 @@ use crate::load::ledger;
 use crate::load::{
     self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, LoadedFile, Spent,
 };
-use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles};
+use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles, RejectedRow};
 
 /// What the reader thread sends: the header first, then the row chunks, each with its good
 /// rows already encoded for the COPY.
@@ -34,8 +34,9 @@ enum Streamed {
     },
     /// The file is unusable as a whole; nothing was written.
     FileError(FileError),
-    /// Too large a share of bad rows; nothing was written.
-    TooManyRejects(Counts),
+    /// Too large a share of bad rows; nothing was written. The first bad rows (at most
+    /// `QUARANTINE_KEPT`) are kept for the ledger.
+    TooManyRejects(Counts, Vec<RejectedRow>),
     /// The same bytes are loaded (or being loaded) under another name.
     SameContent,
     /// The file changed while it was read: someone is still writing it.
@@ -44,6 +45,11 @@ enum Streamed {
 
 /// Chunks read ahead of the loader: parsing the next chunk overlaps the COPY of this one.
 const READ_AHEAD: usize = 1;
+
+/// Bad rows of a quarantined file kept in memory for `streaming.rejected_rows`: enough to see
+/// what is wrong, bounded so a huge bad file cannot exhaust memory. The rest are counted, and
+/// all of them are in `rejected/<file>.rejected.csv`.
+const QUARANTINE_KEPT: usize = 10_000;
 
 impl Watcher {
     /// Claims, reads, transforms, loads and archives one complete file, and counts how that
@@ -173,18 +179,19 @@ impl Watcher {
                 self.loaded(path, file, file_id, counts, spent).await
             }
             Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
-            Streamed::TooManyRejects(c) => {
-                let kept = rejects.finish().ok().flatten();
+            Streamed::TooManyRejects(c, bad) => {
+                let beside = rejects.finish().ok().flatten();
                 let reason = format!(
                     "{} of {} rows ({:.1}%) broke the contract, more than --max-reject-fraction {}; \
-                     nothing of the file was loaded. The bad rows and their reasons are in {}.",
+                     nothing of the file was loaded. The bad rows and their reasons are in \
+                     streaming.rejected_rows and {}.",
                     c.rejected,
                     c.total,
                     100.0 * c.rejected as f64 / c.total.max(1) as f64,
                     self.settings.max_reject_fraction,
-                    kept.map_or("the watcher's log".to_string(), |p| display_name(&p)),
+                    beside.map_or("the watcher's log".to_string(), |p| display_name(&p)),
                 );
-                self.reject_file(path, file, &reason).await
+                self.quarantine(path, file, c, &bad, &reason).await
             }
             Streamed::SameContent => {
                 let earlier = ledger::find_loaded(&self.client, &file.sha256, file.size_bytes)
@@ -226,12 +233,21 @@ impl Watcher {
                 file.file_name
             );
         }
+        if counts.repaired > 0 {
+            warn!(
+                file = %file.file_name,
+                file_id,
+                repaired = counts.repaired,
+                "Optional values could not be used; their rows loaded with them empty, the raw text in events.extra (<column>_raw) and each in streaming.row_warnings."
+            );
+        }
         info!(
             file_id,
             rows = counts.total,
             loaded = counts.loaded,
             rejected = counts.rejected,
             duplicate = counts.duplicate,
+            repaired = counts.repaired,
             lookup_ms = spent.lookup.as_millis() as u64,
             copy_ms = spent.copy.as_millis() as u64,
             derive_ms = spent.derive.as_millis() as u64,
@@ -291,12 +307,66 @@ impl Watcher {
         Outcome::Duplicate
     }
 
+    /// Records a file with too many bad rows, its rows counted and its first bad rows in
+    /// `streaming.rejected_rows`, then moves it to `rejected/`.
+    async fn quarantine(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        read: Counts,
+        bad: &[RejectedRow],
+        reason: &str,
+    ) -> Outcome {
+        let counts = Counts {
+            total: read.total,
+            rejected: read.rejected,
+            quarantined: read.total - read.rejected,
+            ..Counts::default()
+        };
+        let mut file = file.clone();
+        let left_out = read.rejected - bad.len() as i64;
+        if left_out > 0 {
+            let note = format!(
+                "rejected_rows holds the first {} of {} bad rows ({left_out} more in the \
+                 .rejected.csv)",
+                bad.len(),
+                read.rejected
+            );
+            file.notes = Some(match file.notes {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
+        let recorded = load::record_quarantine(&mut self.client, &file, reason, &counts, bad).await;
+        let file_id = match recorded {
+            Ok(id) => id,
+            Err(e) if e.is_retryable() => return Outcome::Retry(e.into()),
+            Err(e) => {
+                return self
+                    .reject_file(path, &file, &format!("{reason} ({e})"))
+                    .await
+            }
+        };
+        crate::metrics::file_finished("rejected", &counts, file.started_at); // analytics
+        self.archive_rejected(path, &file, file_id, reason).await
+    }
+
     async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {
         let file_id = match ledger::record_unloaded(&self.client, file, "rejected", reason).await {
             Ok(id) => id,
             Err(e) => return Outcome::Retry(e.into()),
         };
         crate::metrics::file_finished("rejected", &Counts::default(), file.started_at); // analytics
+        self.archive_rejected(path, file, file_id, reason).await
+    }
+
+    async fn archive_rejected(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        file_id: i64,
+        reason: &str,
+    ) -> Outcome {
         warn!(file = %file.file_name, %reason, "File rejected.");
         let message = format!(
             "{}: {reason}\n\nNothing of this file was loaded (ledger file_id {file_id}). Fix it and drop it \
@@ -325,6 +395,7 @@ async fn stream_into_postgres(
         Begun::Started(load) => load,
         Begun::SameContent => return Ok(Streamed::SameContent),
     };
+    let mut kept: Vec<RejectedRow> = Vec::new();
     while let Some(read) = rx.recv().await {
         let (batch, events) = match read {
             Ok(Read::Rows(batch, events)) => (batch, events),
@@ -335,6 +406,8 @@ async fn stream_into_postgres(
             }
         };
         load.add(&batch, &events?).await?;
+        let room = QUARANTINE_KEPT.saturating_sub(kept.len());
+        kept.extend(batch.rejects.iter().take(room).cloned());
         let lines = transform::rejects_csv_lines(&batch.rejects, delimiter);
         if let Err(e) = rejects.append(&lines) {
             warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
@@ -347,7 +420,7 @@ async fn stream_into_postgres(
     let c = load.counts();
     if c.rejected > 0 && c.rejected as f64 > max_reject_fraction * c.total as f64 {
         load.rollback().await?;
-        return Ok(Streamed::TooManyRejects(c));
+        return Ok(Streamed::TooManyRejects(c, kept));
     }
     let (file_id, counts, spent) = load.commit().await?;
     Ok(Streamed::Committed {

@@ -98,7 +98,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunStats, WatchError> {
     let started = Instant::now();
-    let profiles = load_profiles(settings.profiles_dir.as_deref())?;
+    let profiles = load_profiles(settings.profiles_dir.as_deref())?
+        .with_event_time_window(settings.event_time_window);
     let landing = LandingDir::open(&settings.landing_dir, settings.marker_suffix.clone()).map_err(
         |source| WatchError::Landing {
             path: settings.landing_dir.clone(),

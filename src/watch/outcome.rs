@@ -117,6 +117,8 @@ mod tests {
             loaded: 3,
             duplicate: 1,
             rejected: 0,
+            repaired: 0,
+            quarantined: 0,
         };
         for o in [
             Outcome::Loaded(all_bad),

@@ -33,6 +33,15 @@ enum Expect {
         loaded: i64,
         duplicate: i64,
         rejects: Vec<(i64, Option<&'static str>, String)>,
+        /// Damaged optional values loaded as NULL: (line, column, raw value).
+        warnings: Vec<(i64, &'static str, &'static str)>,
+    },
+    /// More than --max-reject-fraction bad rows: ledger status `rejected` with this error, its
+    /// rows counted (the good ones as quarantined) and its bad rows in `rejected_rows`.
+    Quarantined {
+        total: i64,
+        rejects: Vec<(i64, Option<&'static str>, String)>,
+        error: String,
     },
     /// Ledger status `rejected` with exactly this error; the entry moved to `rejected/` with
     /// `<name>.error.txt`; nothing loaded.
@@ -96,6 +105,7 @@ fn loaded(loaded: i64) -> Expect {
         loaded,
         duplicate: 0,
         rejects: vec![],
+        warnings: vec![],
     }
 }
 
@@ -104,6 +114,16 @@ fn loaded_with(loaded: i64, rejects: Vec<(i64, Option<&'static str>, String)>) -
         loaded,
         duplicate: 0,
         rejects,
+        warnings: vec![],
+    }
+}
+
+fn repaired(loaded: i64, warnings: Vec<(i64, &'static str, &'static str)>) -> Expect {
+    Expect::Loaded {
+        loaded,
+        duplicate: 0,
+        rejects: vec![],
+        warnings,
     }
 }
 
@@ -143,7 +163,7 @@ fn cases() -> Vec<Case> {
     };
 
     // Row rules of the contract: one good row (line 2) and one bad row (line 3) each.
-    let rules: [(&str, &str, &str, &str); 20] = [
+    let rules: [(&str, &str, &str, &str); 18] = [
         ("r01_event_id_missing", "event_id", "", "required"),
         (
             "r02_event_id_not_uuid",
@@ -207,24 +227,26 @@ fn cases() -> Vec<Case> {
             "must be empty unless event_type is purchase (got \"9.99\")",
         ),
         (
-            "r18_device_unknown",
-            "device",
-            "phone",
-            "unknown device (expected mobile, desktop or tablet, or empty) (got \"phone\")",
-        ),
-        (
-            "r19_country_not_alpha2",
-            "country",
-            "Germany",
-            "not an ISO 3166 alpha-2 code like DE (got \"Germany\")",
-        ),
-        (
-            "r20_country_lowercase",
-            "country",
-            "de",
-            "not an ISO 3166 alpha-2 code like DE (got \"de\")",
+            "r18_event_time_year_0011",
+            "event_time",
+            "0011-02-20T11:39:00Z",
+            "outside the plausible event_time window 1990-01-01..now+2d (a profile's \
+             event_time_window or --event-time-window) (got \"0011-02-20T11:39:00Z\")",
         ),
     ];
+    // A damaged optional value costs its row nothing: loaded with it NULL and a warning.
+    for (name, column, value) in [
+        ("r25_device_unknown", "device", "phone"),
+        ("r26_country_not_alpha2", "country", "Germany"),
+        ("r27_country_lowercase", "country", "de"),
+    ] {
+        let case = 100 + name[1..3].parse::<usize>().unwrap();
+        add(
+            &format!("{name}.csv"),
+            Input::Bytes(csv(&[row(case, 1), with(row(case, 2), column, value)])),
+            repaired(2, vec![(3, column, value)]),
+        );
+    }
     for (i, (name, column, value, reason)) in rules.into_iter().enumerate() {
         let case = 100 + i;
         add(
@@ -432,15 +454,25 @@ fn cases() -> Vec<Case> {
         Input::Bytes(csv(&[
             row(219, 1),
             with(row(219, 2), "quantity", "0"),
-            with(row(219, 3), "device", "phone"),
+            with(row(219, 3), "quantity", "two"),
             with(row(219, 4), "event_id", ""),
         ])),
-        Expect::Rejected(
-            "3 of 4 rows (75.0%) broke the contract, more than --max-reject-fraction 0.5; nothing \
-             of the file was loaded. The bad rows and their reasons are in \
-             rejected/f19_too_many_bad_rows.csv.rejected.csv."
+        Expect::Quarantined {
+            total: 4,
+            rejects: vec![
+                (3, Some("quantity"), "must be at least 1 (got \"0\")".into()),
+                (
+                    4,
+                    Some("quantity"),
+                    "not a whole number between 1 and 999999999 (got \"two\")".into(),
+                ),
+                (5, Some("event_id"), "required".into()),
+            ],
+            error: "3 of 4 rows (75.0%) broke the contract, more than --max-reject-fraction 0.5; \
+                    nothing of the file was loaded. The bad rows and their reasons are in \
+                    streaming.rejected_rows and rejected/f19_too_many_bad_rows.csv.rejected.csv."
                 .into(),
-        ),
+        },
     );
 
     // What real exports contain, tolerated.
@@ -457,14 +489,7 @@ fn cases() -> Vec<Case> {
     add(
         "t02_crlf.csv",
         Input::Bytes(crlf.into_bytes()),
-        loaded_with(
-            2,
-            vec![(
-                4,
-                Some("country"),
-                "not an ISO 3166 alpha-2 code like DE (got \"XXX\")".into(),
-            )],
-        ),
+        repaired(3, vec![(4, "country", "XXX")]),
     );
     add(
         "t03_quoted_fields.csv",
@@ -474,15 +499,7 @@ fn cases() -> Vec<Case> {
             with(row(303, 3), "product_category", "\"two\nlines\""),
             with(row(303, 4), "device", "\"phone, old\""),
         ])),
-        loaded_with(
-            3,
-            vec![(
-                6,
-                Some("device"),
-                "unknown device (expected mobile, desktop or tablet, or empty) (got \"phone, old\")"
-                    .into(),
-            )],
-        ),
+        repaired(4, vec![(6, "device", "phone, old")]),
     );
     let mut excel = csv(&[row(304, 1), row(304, 2)]);
     excel.extend_from_slice(b"\n\n,,,,,,,,,,,\r\n,,,,,,,,,,,\n \n");
@@ -586,6 +603,7 @@ fn cases() -> Vec<Case> {
             loaded: 2,
             duplicate: 1,
             rejects: vec![],
+            warnings: vec![],
         },
     );
     let semicolons = String::from_utf8(csv(&[row(313, 1), row(313, 2)]))
@@ -768,7 +786,12 @@ async fn every_corpus_case_ends_exactly_as_stated() {
     };
     assert_eq!(
         value("SELECT string_agg(product_category, '|' ORDER BY event_id) FROM streaming.events WHERE source_file = 't03_quoted_fields.csv'").await.as_deref(),
-        Some("Books, Comics|12\" Pizza|two\nlines")
+        Some("Books, Comics|12\" Pizza|two\nlines|books")
+    );
+    assert_eq!(
+        value("SELECT coalesce(device, 'NULL') || ' ' || (extra->>'device_raw') FROM streaming.events WHERE source_file = 't03_quoted_fields.csv' AND extra ? 'device_raw'").await.as_deref(),
+        Some("NULL phone, old"),
+        "a repaired value is NULL, its raw text kept"
     );
     assert_eq!(
         value("SELECT string_agg(user_id || '/' || country || '/' || product_price::text, '|') FROM streaming.events WHERE source_file = 't08_columns_reordered.csv'").await.as_deref(),
@@ -811,8 +834,8 @@ async fn check(pg: &tokio_postgres::Client, landing: &Path, case: &Case) -> Resu
     let rejected = landing.join("rejected").join(name);
     let ledger = pg
         .query(
-            "SELECT file_id, status, rows_total, rows_loaded, rows_rejected, rows_duplicate, error \
-             FROM streaming.ingest_files WHERE file_name = $1",
+            "SELECT file_id, status, rows_total, rows_loaded, rows_rejected, rows_duplicate, error, \
+             rows_quarantined, values_repaired FROM streaming.ingest_files WHERE file_name = $1",
             &[&name],
         )
         .await
@@ -830,6 +853,8 @@ async fn check(pg: &tokio_postgres::Client, landing: &Path, case: &Case) -> Resu
     let status: String = row.get(1);
     let counts: (i64, i64, i64, i64) = (row.get(2), row.get(3), row.get(4), row.get(5));
     let error: Option<String> = row.get(6);
+    let quarantined: i64 = row.get(7);
+    let values_repaired: i64 = row.get(8);
     if std::fs::symlink_metadata(landing.join(name)).is_ok() {
         return Err("still in the landing directory".into());
     }
@@ -844,7 +869,28 @@ async fn check(pg: &tokio_postgres::Client, landing: &Path, case: &Case) -> Resu
             loaded,
             duplicate,
             rejects,
+            warnings,
         } => {
+            let stored: Vec<(i64, String, String)> = pg
+                .query(
+                    "SELECT line, column_name, raw_value FROM streaming.row_warnings WHERE file_id = $1 ORDER BY line",
+                    &[&file_id],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let want: Vec<(i64, String, String)> = warnings
+                .iter()
+                .map(|(l, c, v)| (*l, c.to_string(), v.to_string()))
+                .collect();
+            if stored != want || values_repaired != want.len() as i64 || quarantined != 0 {
+                return Err(format!(
+                    "row warnings {stored:?} (values_repaired {values_repaired}, quarantined \
+                     {quarantined}), expected {want:?}"
+                ));
+            }
             let total = loaded + duplicate + rejects.len() as i64;
             let want = (total, *loaded, rejects.len() as i64, *duplicate);
             if (status.as_str(), counts, events) != ("loaded", want, *loaded) {
@@ -877,31 +923,50 @@ async fn check(pg: &tokio_postgres::Client, landing: &Path, case: &Case) -> Resu
             if !matches {
                 return Err(format!("rejected rows {stored:?}, expected {rejects:?}"));
             }
-            let beside = landing
-                .join("rejected")
-                .join(format!("{name}.rejected.csv"));
-            if rejects.is_empty() {
-                if beside.exists() {
-                    return Err("a .rejected.csv without rejects".into());
-                }
-            } else {
-                let text =
-                    std::fs::read_to_string(&beside).map_err(|e| format!("{beside:?}: {e}"))?;
-                for (line, _, _) in rejects {
-                    if !text.contains(&format!(",{line},\""))
-                        && !text.contains(&format!(";{line};\""))
-                    {
-                        return Err(format!("line {line} missing from .rejected.csv:\n{text}"));
-                    }
-                }
-                if !text
-                    .lines()
-                    .next()
-                    .is_some_and(|h| h.ends_with("line,reason") || h.ends_with("line;reason"))
-                {
-                    return Err(format!("bad .rejected.csv header:\n{text}"));
-                }
+            check_rejects_beside(landing, name, rejects)?;
+        }
+        Expect::Quarantined {
+            total,
+            rejects,
+            error: want,
+        } => {
+            let bad = rejects.len() as i64;
+            if (
+                status.as_str(),
+                counts,
+                quarantined,
+                events,
+                error.as_deref(),
+            ) != (
+                "rejected",
+                (*total, 0, bad, 0),
+                total - bad,
+                0,
+                Some(want.as_str()),
+            ) {
+                return Err(format!("status {status} counts {counts:?} quarantined {quarantined} events {events} error {error:?}; expected quarantined with {want:?}"));
             }
+            let stored: Vec<(i64, Option<String>, String)> = pg
+                .query(
+                    "SELECT line, column_name, reason FROM streaming.rejected_rows WHERE file_id = $1 ORDER BY line",
+                    &[&file_id],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let want: Vec<(i64, Option<String>, String)> = rejects
+                .iter()
+                .map(|(l, c, r)| (*l, c.map(str::to_string), r.clone()))
+                .collect();
+            if stored != want {
+                return Err(format!("rejected rows {stored:?}, expected {want:?}"));
+            }
+            if std::fs::symlink_metadata(&rejected).is_err() {
+                return Err("not in rejected/".into());
+            }
+            check_rejects_beside(landing, name, rejects)?;
         }
         Expect::Rejected(want) => {
             if (status.as_str(), counts, events, error.as_deref())
@@ -929,4 +994,35 @@ async fn check(pg: &tokio_postgres::Client, landing: &Path, case: &Case) -> Resu
 
 async fn count_file(pg: &tokio_postgres::Client, sql: &str, file_id: i64) -> i64 {
     pg.query_one(sql, &[&file_id]).await.unwrap().get(0)
+}
+
+/// `rejected/<name>.rejected.csv` lists exactly when there are rejects, each line of them.
+fn check_rejects_beside(
+    landing: &Path,
+    name: &str,
+    rejects: &[(i64, Option<&'static str>, String)],
+) -> Result<(), String> {
+    let beside = landing
+        .join("rejected")
+        .join(format!("{name}.rejected.csv"));
+    if rejects.is_empty() {
+        if beside.exists() {
+            return Err("a .rejected.csv without rejects".into());
+        }
+    } else {
+        let text = std::fs::read_to_string(&beside).map_err(|e| format!("{beside:?}: {e}"))?;
+        for (line, _, _) in rejects {
+            if !text.contains(&format!(",{line},\"")) && !text.contains(&format!(";{line};\"")) {
+                return Err(format!("line {line} missing from .rejected.csv:\n{text}"));
+            }
+        }
+        if !text
+            .lines()
+            .next()
+            .is_some_and(|h| h.ends_with("line,reason") || h.ends_with("line;reason"))
+        {
+            return Err(format!("bad .rejected.csv header:\n{text}"));
+        }
+    }
+    Ok(())
 }

@@ -24,6 +24,8 @@ mod operations;
 mod outage;
 /// Source profiles: REES46 and user layouts mapped onto the contract, detection errors.
 mod profiles;
+/// Damaged optional values repaired, implausible timestamps rejected, quarantine in the ledger.
+mod quality;
 /// Three watchers on one directory; memory over 10,000 files.
 mod scale;
 /// Credentials never in logs or errors; SQL never built from input.

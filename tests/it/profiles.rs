@@ -254,7 +254,7 @@ async fn a_rees46_file_loads_mapped_and_its_rows_dedupe_when_dropped_again() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn semicolon_and_excel_resaved_rees46_files_load_and_excel_damage_is_rejected_per_row() {
+async fn semicolon_and_excel_resaved_rees46_files_load_and_excel_damage_nulls_optional_ids_only() {
     let db = TestDb::new().await;
     let landing = tempfile::tempdir().unwrap();
     drop_fixture(landing.path(), "rees46_semicolon.csv", "semicolon.csv");
@@ -280,27 +280,55 @@ async fn semicolon_and_excel_resaved_rees46_files_load_and_excel_damage_is_rejec
         ]
     );
 
+    // category_id is optional: its damaged row loads with it NULL; user_id is required.
     assert_eq!(
         ledger(&pg, "excel.csv").await,
-        (s("loaded"), o("rees46"), 4, 2, 2, 0, None)
+        (s("loaded"), o("rees46"), 4, 3, 1, 0, None)
     );
     let excel = events(&pg, "excel.csv").await;
     let times: Vec<&str> = excel.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(times, ["2019-10-03 09:05:00", "2019-10-03 14:30:00"]);
+    assert_eq!(
+        times,
+        [
+            "2019-10-03 09:05:00",
+            "2019-10-03 09:07:00",
+            "2019-10-03 14:30:00"
+        ]
+    );
     assert_eq!(
         rejected(&pg, "excel.csv").await,
-        [
-            (
-                3,
-                o("category_id"),
-                s("looks like a number Excel rounded to scientific notation (got \"2.05301E+18\")")
-            ),
-            (
-                5,
-                o("user_id"),
-                s("looks like a number Excel rounded to scientific notation (got \"5.12743E+08\")")
-            ),
-        ]
+        [(
+            5,
+            o("user_id"),
+            s("looks like a number Excel rounded to scientific notation (got \"5.12743E+08\")")
+        ),]
+    );
+    let warned = pg
+        .query_one(
+            "SELECT w.line, w.column_name, w.raw_value, e.category_id IS NULL, \
+             e.extra->>'category_id_raw' \
+             FROM streaming.row_warnings w JOIN streaming.ingest_files f USING (file_id) \
+             JOIN streaming.events e ON e.file_id = f.file_id \
+             AND e.event_time = '2019-10-03 09:07:00+00' WHERE f.file_name = 'excel.csv'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            warned.get::<_, i64>(0),
+            warned.get::<_, String>(1),
+            warned.get::<_, String>(2),
+            warned.get::<_, bool>(3),
+            warned.get::<_, Option<String>>(4)
+        ),
+        (
+            3,
+            s("category_id"),
+            s("2.05301E+18"),
+            true,
+            o("2.05301E+18")
+        )
     );
     db.cleanup().await;
 }

@@ -1,7 +1,9 @@
 //! Mapping: one chunk's source columns → the contract's columns, as the file's source profile
 //! says (timestamps to UTC, event-type names, segments, defaults, derived totals, Excel-damage
 //! checks, deterministic event ids). Runs per chunk, row by row, before the contract rules;
-//! a row it cannot map is rejected with the SOURCE column's name. No I/O, no database.
+//! a row it cannot map is rejected with the SOURCE column's name, unless only an optional
+//! target's value is damaged: that target is then NULL and reported (`super::repair`).
+//! No I/O, no database.
 //! Invariant: a row's output depends only on the row and the profile, never on the file.
 
 use std::borrow::Cow;
@@ -13,6 +15,7 @@ use polars::prelude::*;
 use uuid::Uuid;
 
 use super::profile::{Profile, TARGETS};
+use super::repair::{self, RowWarning};
 use super::LINE;
 use crate::schema::PURCHASE;
 
@@ -85,11 +88,12 @@ impl Plan {
 pub(crate) type MapReject = (u64, String, String);
 
 /// Replaces the frame's source columns by the contract's columns and drops the rows that
-/// cannot be mapped, returning them as rejects. Extra columns and `LINE` are kept.
+/// cannot be mapped, returning them as rejects, and the damaged optional values of the rows
+/// kept as warnings. Extra columns and `LINE` are kept.
 pub(crate) fn map_chunk(
     plan: &Plan,
     mut frame: DataFrame,
-) -> PolarsResult<(DataFrame, Vec<MapReject>)> {
+) -> PolarsResult<(DataFrame, Vec<MapReject>, Vec<RowWarning>)> {
     let height = frame.height();
     let lines = frame.column(LINE)?.u64()?.clone();
     let mut sources = Vec::with_capacity(N);
@@ -109,17 +113,32 @@ pub(crate) fn map_chunk(
         .collect();
     let mut keep = Vec::with_capacity(height);
     let mut rejects = Vec::new();
+    let mut warnings = Vec::new();
+    let mut repairs = Vec::new();
     for line in lines.iter() {
         let mut raw: [Option<&str>; N] = [None; N];
         for (slot, it) in raw.iter_mut().zip(iters.iter_mut()) {
             *slot = it.as_mut().and_then(|i| i.next().flatten());
         }
-        match map_row(plan, raw) {
+        repairs.clear();
+        match map_row(plan, raw, &mut repairs) {
             Ok(row) => {
                 for (b, v) in builders.iter_mut().zip(row.iter()) {
                     b.append_option(v.as_deref());
                 }
                 keep.push(true);
+                for &(at, reason) in &repairs {
+                    warnings.push(RowWarning {
+                        line: line.unwrap_or_default(),
+                        column: plan.bound[at]
+                            .as_ref()
+                            .map_or(TARGETS[at], |b| b.written.as_str())
+                            .to_string(),
+                        target: TARGETS[at],
+                        reason: reason.to_string(),
+                        raw_value: clean(raw[at]).unwrap_or_default().to_string(),
+                    });
+                }
             }
             Err((at, reason)) => {
                 for b in builders.iter_mut() {
@@ -142,7 +161,7 @@ pub(crate) fn map_chunk(
         frame.with_column(b.finish().into_column())?;
     }
     let keep = BooleanChunked::new("keep".into(), keep);
-    Ok((frame.filter(&keep)?, rejects))
+    Ok((frame.filter(&keep)?, rejects, warnings))
 }
 
 /// Trims a field; empty means missing.
@@ -150,10 +169,13 @@ fn clean(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// One row's targets from its source values, or the first target it fails on and why.
+/// One row's targets from its source values, or the first target it fails on and why. An
+/// optional target whose value is damaged is left empty (never its default: that would be a
+/// guess) and pushed to `repairs` with the reason.
 pub(crate) fn map_row<'a>(
     plan: &'a Plan,
     raw: [Option<&'a str>; N],
+    repairs: &mut Vec<(usize, &'static str)>,
 ) -> Result<[Option<Cow<'a, str>>; N], (usize, String)> {
     let p = &*plan.profile;
     let mut out: [Option<Cow<'a, str>>; N] = Default::default();
@@ -170,7 +192,13 @@ pub(crate) fn map_row<'a>(
         let got = |reason: String| (at, format!("{reason} (got {v:?})"));
         let bound = plan.bound[at].as_ref();
         if bound.is_some_and(|b| b.integer) {
-            check_integer(v, at == CATEGORY_ID).map_err(|r| got(r.to_string()))?;
+            if let Err(reason) = check_integer(v, at == CATEGORY_ID) {
+                if repair::is_optional(TARGETS[at]) {
+                    repairs.push((at, reason));
+                    continue;
+                }
+                return Err(got(reason.to_string()));
+            }
         }
         *slot = Some(match at {
             EVENT_TIME => {

@@ -156,13 +156,61 @@ fn a_timestamp_in_no_format_is_rejected_naming_the_source_column_and_the_formats
 }
 
 #[test]
-fn excel_damage_in_integer_ids_is_rejected_per_row_never_rounded() {
+fn excel_damage_in_an_optional_id_loads_the_row_with_it_null_and_in_a_required_one_rejects() {
     let excel = VIEW.replace("2053013555631882655", "2.05301E+18");
-    let too_big = VIEW.replace("2053013555631882655", "92233720368547758070");
+    let too_big = VIEW
+        .replace("2053013555631882655", "92233720368547758070")
+        .replace(",view,", ",cart,");
     let user = VIEW.replace("535871217", "5.35871E+08");
     let product = VIEW.replace("1004237", "100-4237");
     let batch = one(&rees46(&[VIEW, &excel, &too_big, &user, &product]));
-    assert_eq!(batch.good.height(), 1);
+    assert_eq!(batch.good.height(), 3);
+    assert_eq!(
+        strings(&batch, "category_id"),
+        [Some("2053013555631882655".to_string()), None, None]
+    );
+    // Nothing else of the row is lost or changed.
+    assert_eq!(
+        strings(&batch, "category_code"),
+        vec![Some("electronics.smartphone".to_string()); 3]
+    );
+    let warned: Vec<(u64, &str, &str, &str)> = batch
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                w.line,
+                w.column.as_str(),
+                w.reason.as_str(),
+                w.raw_value.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            (
+                3,
+                "category_id",
+                "looks like a number Excel rounded to scientific notation",
+                "2.05301E+18"
+            ),
+            (
+                4,
+                "category_id",
+                "a whole number too large for BIGINT (at most 9223372036854775807)",
+                "92233720368547758070"
+            ),
+        ]
+    );
+    assert_eq!(
+        strings(&batch, crate::transform::EXTRA),
+        [
+            None,
+            Some(r#"{"category_id_raw":"2.05301E+18"}"#.to_string()),
+            Some(r#"{"category_id_raw":"92233720368547758070"}"#.to_string()),
+        ]
+    );
     let got: Vec<(u64, &str, &str)> = batch
         .rejects
         .iter()
@@ -171,9 +219,11 @@ fn excel_damage_in_integer_ids_is_rejected_per_row_never_rounded() {
     assert_eq!(
         got,
         [
-            (3, "category_id", "looks like a number Excel rounded to scientific notation (got \"2.05301E+18\")"),
-            (4, "category_id", "a whole number too large for BIGINT (at most 9223372036854775807) (got \"92233720368547758070\")"),
-            (5, "user_id", "looks like a number Excel rounded to scientific notation (got \"5.35871E+08\")"),
+            (
+                5,
+                "user_id",
+                "looks like a number Excel rounded to scientific notation (got \"5.35871E+08\")"
+            ),
             (6, "product_id", "not a whole number (got \"100-4237\")"),
         ]
     );

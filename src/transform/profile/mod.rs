@@ -13,10 +13,13 @@ mod spec;
 #[cfg(test)]
 mod tests;
 mod time;
+mod window;
 
 pub(crate) use registry::Detection;
 pub use registry::{Miss, Profiles};
 pub(crate) use time::{TimeFormat, Zone};
+pub(crate) use window::Resolved as ResolvedWindow;
+pub use window::{TimeWindow, WindowError};
 
 /// Columns a profile may fill: the native contract's, then the kept source attributes.
 pub const TARGETS: [&str; 15] = [
@@ -94,6 +97,8 @@ pub struct Profile {
     pub delimiter: Option<u8>,
     pub(crate) zone: Zone,
     pub(crate) time_formats: Vec<TimeFormat>,
+    /// Plausible event times of this source; `None`: the watcher's `--event-time-window`.
+    pub(crate) window: Option<TimeWindow>,
     /// (target, source) in the order the file declares them.
     pub(crate) columns: Vec<(&'static str, Source)>,
     /// Source value → contract event type; empty: the values are the contract's own.

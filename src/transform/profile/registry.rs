@@ -4,16 +4,19 @@
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use super::{Profile, ProfileError, BUILT_IN};
+use super::{Profile, ProfileError, TimeWindow, BUILT_IN};
 use crate::transform::records;
 
 /// The profiles a watcher knows: built-ins first, then the user's, in file-name order.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     pub(super) list: Vec<Arc<Profile>>,
+    /// The event-time window of profiles that set none (`--event-time-window`).
+    pub(crate) window: TimeWindow,
 }
 
 static BUILT_INS: LazyLock<Profiles> = LazyLock::new(|| Profiles {
+    window: TimeWindow::default(),
     list: BUILT_IN
         .iter()
         .map(|(name, text)| {
@@ -116,6 +119,12 @@ impl Profiles {
             }
         }
         Ok(profiles)
+    }
+
+    /// Profiles that set no `event_time_window` use `window`.
+    pub fn with_event_time_window(mut self, window: TimeWindow) -> Profiles {
+        self.window = window;
+        self
     }
 
     /// Adds a profile, replacing one of the same name.

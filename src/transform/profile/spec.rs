@@ -21,6 +21,7 @@ pub(super) struct ProfileSpec {
     delimiter: Option<String>,
     timezone: Option<String>,
     time_formats: Option<Vec<String>>,
+    event_time_window: Option<String>,
     #[serde(deserialize_with = "ordered")]
     columns: Vec<(String, SourceSpec)>,
     #[serde(default, deserialize_with = "ordered")]
@@ -103,6 +104,41 @@ fn target(name: &str, section: &str) -> Result<&'static str, String> {
     })
 }
 
+/// Two formats that read one text as different instants make a row's time depend on the order
+/// they are listed in (`03/04/2019` is March 4 or April 3): such a profile is refused at load
+/// rather than guessing per row. Checked on 2019-03-04 10:30, whose day and month both fit
+/// either place.
+fn check_day_month_order(
+    written: &[String],
+    formats: &[TimeFormat],
+    zone: Zone,
+) -> Result<(), String> {
+    let sample = chrono::NaiveDate::from_ymd_opt(2019, 3, 4)
+        .and_then(|d| d.and_hms_opt(10, 30, 0))
+        .unwrap_or_default();
+    for (i, a) in formats.iter().enumerate() {
+        let Ok(text) = a.example_at(sample) else {
+            continue;
+        };
+        let meant = a.parse(&text, zone).ok().flatten();
+        for (j, b) in formats.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            if let Ok(Some(other)) = b.parse(&text, zone) {
+                if Some(other) != meant {
+                    return Err(format!(
+                        "time formats {:?} and {:?} both read {text:?}, as different times \
+                         (day and month swapped?); list only the order the source writes",
+                        written[i], written[j]
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ProfileSpec {
     /// Checks every field and builds the profile.
     ///
@@ -162,6 +198,14 @@ impl ProfileSpec {
             }
             time_formats.push(format);
         }
+        check_day_month_order(&formats, &time_formats, zone)?;
+        let window = match self.event_time_window.as_deref() {
+            None => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e: super::WindowError| e.to_string())?,
+            ),
+        };
         let mut columns: Vec<(&'static str, Source)> = Vec::new();
         for (name, SourceSpec(s)) in self.columns {
             let t = target(&name, "columns")?;
@@ -235,6 +279,7 @@ impl ProfileSpec {
             delimiter,
             zone,
             time_formats,
+            window,
             columns,
             event_types,
             defaults,

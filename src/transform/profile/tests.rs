@@ -148,3 +148,89 @@ fn detection_picks_the_profile_reading_most_columns_and_names_every_miss() {
         "ambiguous [\"shop\", \"shop2\"]"
     );
 }
+
+fn read(format: &str, text: &str) -> Option<String> {
+    let zone = Zone::parse("UTC").unwrap();
+    TimeFormat::new(format)
+        .parse(text, zone)
+        .unwrap()
+        .map(|t| t.to_rfc3339())
+}
+
+#[test]
+fn a_four_digit_year_takes_four_digits_and_a_two_digit_year_two_with_chronos_pivot() {
+    let long = "%m/%d/%Y %H:%M";
+    let short = "%m/%d/%y %H:%M";
+    assert_eq!(read(long, "2/20/11 11:39"), None, "not the year 11");
+    assert_eq!(
+        read(long, "2/20/2011 11:39").as_deref(),
+        Some("2011-02-20T11:39:00+00:00")
+    );
+    assert_eq!(read(long, "2/20/20110 11:39"), None);
+    assert_eq!(
+        read(short, "2/20/11 11:39").as_deref(),
+        Some("2011-02-20T11:39:00+00:00")
+    );
+    assert_eq!(read(short, "2/20/2011 11:39"), None);
+    assert_eq!(read(short, "2/20/1 11:39"), None);
+    // chrono's pivot: 00-69 are 2000-2069, 70-99 are 1970-1999.
+    assert_eq!(
+        read(short, "1/1/69 0:00").as_deref(),
+        Some("2069-01-01T00:00:00+00:00")
+    );
+    assert_eq!(
+        read(short, "1/1/70 0:00").as_deref(),
+        Some("1970-01-01T00:00:00+00:00")
+    );
+    // Day and month take at most two digits.
+    assert_eq!(read("%d.%m.%Y %H:%M", "123.10.2019 10:30"), None);
+    assert_eq!(
+        read("%d.%m.%Y %H:%M", "1.10.2019 10:30").as_deref(),
+        Some("2019-10-01T10:30:00+00:00")
+    );
+    let offset = "%Y-%m-%dT%H:%M:%S%:z";
+    assert_eq!(read(offset, "11-10-01T10:30:00+02:00"), None);
+    assert_eq!(
+        read(offset, "2019-10-01T10:30:00+02:00").as_deref(),
+        Some("2019-10-01T08:30:00+00:00")
+    );
+}
+
+#[test]
+fn a_profile_listing_both_day_month_orders_is_refused_at_load() {
+    let both = MINIMAL.replace(
+        "[columns]",
+        "time_formats = [\"%d/%m/%Y %H:%M\", \"%m/%d/%Y %H:%M\"]\n[columns]",
+    );
+    assert_eq!(
+        error(&both),
+        "source profile shop.toml: time formats \"%d/%m/%Y %H:%M\" and \"%m/%d/%Y %H:%M\" both \
+         read \"04/03/2019 10:30\", as different times (day and month swapped?); list only the \
+         order the source writes"
+    );
+    let years = MINIMAL.replace(
+        "[columns]",
+        "time_formats = [\"%m/%d/%Y %H:%M\", \"%m/%d/%y %H:%M\"]\n[columns]",
+    );
+    assert!(Profile::from_toml(&years, "shop.toml").is_ok());
+}
+
+#[test]
+fn a_profile_sets_its_event_time_window_and_a_bad_one_is_refused() {
+    let own = MINIMAL.replace(
+        "[columns]",
+        "event_time_window = \"2019-01-01..2020-01-01\"\n[columns]",
+    );
+    let p = Profile::from_toml(&own, "shop.toml").unwrap();
+    assert_eq!(p.window.unwrap().to_string(), "2019-01-01..2020-01-01");
+    assert!(Profile::from_toml(MINIMAL, "shop.toml")
+        .unwrap()
+        .window
+        .is_none());
+    let bad = MINIMAL.replace("[columns]", "event_time_window = \"2019\"\n[columns]");
+    assert!(
+        error(&bad).starts_with("source profile shop.toml: event_time window \"2019\": no \"..\""),
+        "{}",
+        error(&bad)
+    );
+}

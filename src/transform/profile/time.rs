@@ -1,6 +1,10 @@
 //! Timestamp layouts a profile accepts and the zone of those written without an offset:
-//! each format either reads a text as one instant, or says it is not in that format.
+//! each format either reads a text as one instant, or says it is not in that format. A
+//! pattern's `%Y` takes exactly four digits and `%y` exactly two (chrono alone reads `11` for
+//! `%Y` as the year 11); a two-digit year is chrono's pivot: 00-69 → 2000-2069, 70-99 →
+//! 1970-1999.
 
+use chrono::format::{parse_and_remainder, Item, Numeric, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::RFC3339;
@@ -45,22 +49,31 @@ impl TimeFormat {
             TimeFormat::Rfc3339 => Ok(DateTime::parse_from_rfc3339(text)
                 .ok()
                 .map(|t| t.with_timezone(&Utc))),
-            TimeFormat::WithOffset(f) => Ok(DateTime::parse_from_str(text, f)
-                .ok()
+            TimeFormat::WithOffset(f) => Ok(parse_fixed_years(text, f)
+                .and_then(|p| p.to_datetime().ok())
                 .map(|t| t.with_timezone(&Utc))),
-            TimeFormat::Local(f) => match NaiveDateTime::parse_from_str(text, f) {
-                Ok(local) => zone.to_utc(local).map(Some),
-                Err(_) => Ok(None),
-            },
+            TimeFormat::Local(f) => {
+                match parse_fixed_years(text, f)
+                    .and_then(|p| p.to_naive_datetime_with_offset(0).ok())
+                {
+                    Some(local) => zone.to_utc(local).map(Some),
+                    None => Ok(None),
+                }
+            }
         }
     }
 
     /// This format applied to 2019-10-01 10:30:00 UTC, for messages and validation.
     pub(crate) fn example(&self) -> Result<String, std::fmt::Error> {
-        use std::fmt::Write as _;
         let sample = NaiveDate::from_ymd_opt(2019, 10, 1)
             .and_then(|d| d.and_hms_opt(10, 30, 0))
             .unwrap_or_default();
+        self.example_at(sample)
+    }
+
+    /// This format applied to `sample` (as UTC).
+    pub(crate) fn example_at(&self, sample: NaiveDateTime) -> Result<String, std::fmt::Error> {
+        use std::fmt::Write as _;
         let mut out = String::new();
         match self {
             TimeFormat::Rfc3339 => out.push_str("2019-10-01T10:30:00Z"),
@@ -69,6 +82,37 @@ impl TimeFormat {
         }
         Ok(out)
     }
+}
+
+/// Reads `text` by `pattern` as chrono does, except that `%Y` takes exactly four digits and `%y`
+/// exactly two, so that a two-digit year meets the `%y` pattern listed for it instead of
+/// becoming the year 11 under `%Y`.
+fn parse_fixed_years(text: &str, pattern: &str) -> Option<Parsed> {
+    let mut parsed = Parsed::new();
+    let mut rest = text;
+    for item in StrftimeItems::new(pattern) {
+        let width = match item {
+            Item::Numeric(Numeric::Year, _) => 4,
+            Item::Numeric(Numeric::YearMod100, _) => 2,
+            Item::Error => return None,
+            other => {
+                rest = parse_and_remainder(&mut parsed, rest, std::iter::once(other)).ok()?;
+                continue;
+            }
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits != width {
+            return None;
+        }
+        let value: i64 = rest[..width].parse().ok()?;
+        if width == 4 {
+            parsed.set_year(value).ok()?;
+        } else {
+            parsed.set_year_mod_100(value).ok()?;
+        }
+        rest = &rest[width..];
+    }
+    rest.is_empty().then_some(parsed)
 }
 
 impl Zone {
