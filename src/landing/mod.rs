@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use archive::RejectsFile;
+pub use archive::{ArchiveError, RejectsFile};
 pub use claim::{release_claim, try_claim};
 pub use identity::{identify, Identity, IdentityError};
 pub use settle::{settle_wait, unchanged_since, Readiness};

@@ -8,8 +8,9 @@ use chrono::Utc;
 use polars::prelude::DataFrame;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
-use tracing::{error, info, instrument, warn};
+use tracing::{info, instrument, warn};
 
+use super::stuck::Destination;
 use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
 use crate::load::ledger;
@@ -69,7 +70,11 @@ impl Watcher {
             Ok(false) => return Outcome::Busy,
             Err(e) => return Outcome::Retry(e.into()),
         }
-        let outcome = self.process_claimed(path, name.clone(), admission).await;
+        // Its fate is committed already; only its move out of the landing directory is left.
+        let outcome = match self.retry_stuck(path).await {
+            Some(outcome) => outcome,
+            None => self.process_claimed(path, name.clone(), admission).await,
+        };
         if !self.client.is_closed() {
             if let Err(e) = landing::release_claim(&self.client, &name).await {
                 warn!(error = %e, "Cannot release the file's claim; it ends with this connection.");
@@ -122,6 +127,28 @@ impl Watcher {
             Ok(None) => {}
             Err(e) => return Outcome::Retry(e.into()),
         }
+        match ledger::find_unarchived(&self.client, &file).await {
+            // An earlier run recorded its fate but could not move it (a read-only or full
+            // file system): move it now, record nothing new.
+            Ok(Some(earlier)) => {
+                info!(
+                    file_id = earlier.file_id,
+                    status = %earlier.status,
+                    "File was recorded by an earlier run that could not move it; moving it now."
+                );
+                let to = match earlier.error {
+                    Some(error) if earlier.status == "rejected" => {
+                        Destination::Rejected(format!("{}: {error}", file.file_name))
+                    }
+                    _ => Destination::Processed,
+                };
+                return self
+                    .leave_landing(path, earlier.file_id, to, Outcome::Archived)
+                    .await;
+            }
+            Ok(None) => {}
+            Err(e) => return Outcome::Retry(e.into()),
+        }
         self.load(path, &file, &identity).await
     }
 
@@ -167,10 +194,15 @@ impl Watcher {
                 counts,
                 spent,
             } => {
-                if let Err(e) = rejects.finish() {
-                    warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
-                }
-                self.loaded(path, file, file_id, counts, spent).await
+                let kept = match rejects.finish() {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
+                        None
+                    }
+                };
+                self.loaded(path, file, (file_id, counts), spent, kept)
+                    .await
             }
             Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
             Streamed::TooManyRejects(c) => {
@@ -201,20 +233,23 @@ impl Watcher {
         &mut self,
         path: &Path,
         file: &FileRecord,
-        file_id: i64,
-        counts: Counts,
+        (file_id, counts): (i64, Counts),
         spent: Spent,
+        rejects_kept: Option<PathBuf>,
     ) -> Outcome {
-        let archived = if counts.loaded == 0 && counts.duplicate == 0 {
-            let reason = format!(
-                "All {} rows broke the contract; see {}.rejected.csv or streaming.rejected_rows (file_id {file_id}).",
-                counts.total, file.file_name
-            );
-            self.landing.archive_rejected(path, &reason)
+        // Where the bad rows can be read: the rejects file only if it could be written.
+        let beside = rejects_kept.map_or(String::new(), |p| format!("{} and ", display_name(&p)));
+        let to = if counts.loaded == 0 && counts.duplicate == 0 {
+            Destination::Rejected(format!(
+                "All {} rows broke the contract; see {beside}streaming.rejected_rows (file_id {file_id}).",
+                counts.total
+            ))
         } else {
-            self.landing.archive_processed(path)
+            Destination::Processed
         };
-        self.note_archived(file_id, archived).await;
+        let outcome = self
+            .leave_landing(path, file_id, to, Outcome::Loaded(counts))
+            .await;
         crate::metrics::file_loaded(&counts, file.started_at); // analytics
         if counts.rejected > 0 {
             warn!(
@@ -222,8 +257,7 @@ impl Watcher {
                 file_id,
                 rejected = counts.rejected,
                 rows = counts.total,
-                "Rows broke the contract and were not loaded; each is in rejected/{}.rejected.csv and streaming.rejected_rows with its line, column and reason.",
-                file.file_name
+                "Rows broke the contract and were not loaded; each is in {beside}streaming.rejected_rows with its line, column and reason."
             );
         }
         info!(
@@ -239,20 +273,7 @@ impl Watcher {
             "File loaded."
         );
         self.mirror_file(file_id).await;
-        Outcome::Loaded(counts)
-    }
-
-    async fn note_archived(&mut self, file_id: i64, archived: std::io::Result<PathBuf>) {
-        match archived {
-            Ok(_) => {
-                if let Err(e) = ledger::mark_archived(&self.client, file_id).await {
-                    warn!(file_id, error = %e, "Archived, but cannot record it in the ledger.");
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "Loaded, but cannot move the file out of the landing directory; it will be recognised by content and not loaded again.")
-            }
-        }
+        outcome
     }
 
     async fn already_loaded(
@@ -270,9 +291,9 @@ impl Watcher {
                 file_id = e.file_id,
                 "File was loaded before the last stop; archiving it."
             );
-            let archived = self.landing.archive_processed(path);
-            self.note_archived(e.file_id, archived).await;
-            return Outcome::Archived;
+            return self
+                .leave_landing(path, e.file_id, Destination::Processed, Outcome::Archived)
+                .await;
         }
         // Same bytes under another name, or dropped again: audit it, load nothing.
         let note = match &earlier {
@@ -286,9 +307,8 @@ impl Watcher {
             };
         crate::metrics::file_finished("duplicate_file", &Counts::default(), file.started_at); // analytics
         info!(%note, "Duplicate file skipped.");
-        let archived = self.landing.archive_processed(path);
-        self.note_archived(file_id, archived).await;
-        Outcome::Duplicate
+        self.leave_landing(path, file_id, Destination::Processed, Outcome::Duplicate)
+            .await
     }
 
     async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {
@@ -303,9 +323,9 @@ impl Watcher {
              into the landing directory again.",
             file.file_name
         );
-        let archived = self.landing.archive_rejected(path, &message);
-        self.note_archived(file_id, archived).await;
-        Outcome::Rejected(reason.to_string())
+        let outcome = Outcome::Rejected(reason.to_string());
+        self.leave_landing(path, file_id, Destination::Rejected(message), outcome)
+            .await
     }
 }
 

@@ -10,6 +10,7 @@ mod ingest;
 mod outcome;
 mod pending;
 mod service;
+mod stuck;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,8 @@ struct Watcher {
     /// The lead worker alone drains the mirror backlog, so that no file is relayed twice at once.
     lead: bool,
     stats: RunStats,
+    /// Files whose fate is committed but that could not leave the landing directory.
+    stuck: stuck::StuckFiles,
 }
 
 /// Runs the watcher until `shutdown` turns true (or, with `--once`, until the directory is done).
@@ -121,6 +124,7 @@ pub async fn run(
         clients.push(load::connect(&settings.database_url).await?);
     }
     let mut workers = Vec::with_capacity(clients.len());
+    let stuck = stuck::StuckFiles::default();
     for (index, client) in clients.into_iter().enumerate() {
         workers.push(Watcher {
             relay: relay_settings.clone().map(Relay::new).transpose()?,
@@ -130,6 +134,7 @@ pub async fn run(
             client,
             lead: index == 0,
             stats: RunStats::default(),
+            stuck: stuck.clone(),
         });
     }
     workers[0].drain_mirror_backlog().await;
