@@ -60,11 +60,7 @@ impl Watcher {
         if let Err(e) = self.ensure_connected().await {
             return Outcome::Retry(e.into());
         }
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = landing::escaped_name(path);
         match landing::try_claim(&self.client, &name).await {
             Ok(true) => {}
             Ok(false) => return Outcome::Busy,
@@ -90,6 +86,21 @@ impl Watcher {
         admission: Admission,
     ) -> Outcome {
         let started_at = Utc::now();
+        if path.file_name().and_then(|n| n.to_str()).is_none() {
+            // Its name would reach the tables, the topic and the log altered; the user renames it.
+            let file = FileRecord {
+                file_name: name,
+                size_bytes: 0,
+                sha256: String::new(),
+                admitted_by: admission.as_str(),
+                started_at,
+                notes: None,
+                profile: None,
+            };
+            let reason = "the file name is not valid UTF-8 (shown with its other bytes as \\xNN); \
+                          rename it to UTF-8 and drop it again";
+            return self.reject_file(path, &file, reason).await;
+        }
         let max_bytes = self.settings.max_file_bytes;
         let owned = path.to_path_buf();
         let identity =
