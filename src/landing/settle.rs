@@ -13,9 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{Admission, Identity, LandingDir};
 
-/// Files seen with a future mtime: their size and mtime then, and when this watcher saw that.
+/// A file's size and mtime, and when this watcher first saw it so.
+type Sighting = (u64, SystemTime, Instant);
+
+/// Files seen with a future mtime, shared by the workers.
 #[derive(Debug, Clone, Default)]
-pub(super) struct FutureMtimes(Arc<Mutex<HashMap<PathBuf, (u64, SystemTime, Instant)>>>);
+pub(super) struct FutureMtimes(Arc<Mutex<HashMap<PathBuf, Sighting>>>);
 
 impl FutureMtimes {
     /// How long `path` (of `size`, modified at the future `modified`) must still stay as it is,
