@@ -92,8 +92,17 @@ fn summary(stats: &RunStats) -> String {
     } else {
         String::new()
     };
+    let stuck = if stats.files_stuck > 0 {
+        format!(
+            "; files that could not leave the landing directory {} (their outcome is in the \
+             ledger; the next run only moves them)",
+            stats.files_stuck
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "shopstream-watch: files loaded {}, duplicate {}, rejected {}; rows {} = loaded {} + rejected {} + duplicate {}; {:.2}s ({:.0} rows/s); {mirror}{left}",
+        "shopstream-watch: files loaded {}, duplicate {}, rejected {}; rows {} = loaded {} + rejected {} + duplicate {}; {:.2}s ({:.0} rows/s); {mirror}{left}{stuck}",
         stats.files_loaded,
         stats.files_duplicate,
         stats.files_rejected,

@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use archive::RejectsFile;
+pub use archive::{ArchiveError, RejectsFile};
 pub use claim::{release_claim, try_claim};
 pub use identity::{identify, Identity, IdentityError};
 pub use settle::{settle_wait, unchanged_since, Readiness};
@@ -51,6 +51,7 @@ pub struct LandingDir {
     pub root: PathBuf,
     /// Marker mode: `x.csv` is complete once `x.csv<suffix>` exists.
     marker_suffix: Option<String>,
+    future_mtimes: settle::FutureMtimes,
 }
 
 impl LandingDir {
@@ -66,15 +67,19 @@ impl LandingDir {
         Ok(LandingDir {
             root: fs::canonicalize(root)?,
             marker_suffix,
+            future_mtimes: settle::FutureMtimes::default(),
         })
     }
 
     /// True for a path directly in the landing directory whose name marks a finished file
     /// (not a temporary name, not a marker, not one of the archive folders).
     pub fn is_candidate(&self, path: &Path) -> bool {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        // A name that is not UTF-8 is a candidate too: it is rejected with a reason, not
+        // left lying there unexplained.
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
             return false;
         };
+        let name = name.as_ref();
         path.parent() == Some(self.root.as_path())
             && is_candidate_name(name)
             && name != PROCESSED
@@ -119,6 +124,21 @@ impl LandingDir {
     }
 }
 
+/// A file name as the ledger and the log show it: UTF-8 as it is, any other byte as `\xNN`
+/// (so two names that differ only in such bytes stay distinct).
+pub fn escaped_name(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.file_name().unwrap_or_default().as_bytes();
+    let mut name = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        name.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            name.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    name
+}
+
 pub fn is_candidate_name(name: &str) -> bool {
     !name.starts_with('.') && !TEMPORARY_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
@@ -140,5 +160,18 @@ mod tests {
             assert!(!is_candidate_name(name), "{name}");
         }
         assert!(is_candidate_name("events-1.csv"));
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_a_candidate_shown_with_its_bytes_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let landing = LandingDir::open(dir.path(), None).unwrap();
+        let path = landing
+            .root
+            .join(std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.csv"));
+        assert!(landing.is_candidate(&path));
+        assert_eq!(escaped_name(&path), "caf\\xE9-\\xFF.csv");
+        assert_eq!(escaped_name(&landing.root.join("ok.csv")), "ok.csv");
     }
 }

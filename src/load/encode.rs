@@ -145,6 +145,7 @@ fn put_field(out: &mut BytesMut, value: &(dyn ToSql + Sync), ty: &Type) -> Resul
 
 /// Binary COPY's fixed header: signature, flags, header extension length.
 pub(super) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,40 @@ pub async fn find_loaded(
     }))
 }
 
+/// A file recorded as `rejected` or `duplicate_file` that never left the landing directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnarchivedFile {
+    pub file_id: i64,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// The unarchived `rejected` or `duplicate_file` row of exactly this file (name and content),
+/// if an earlier run recorded it but could not move it. Files without a content hash (not
+/// readable, not a regular file) are never matched: their bytes may have changed.
+pub async fn find_unarchived(
+    client: &impl GenericClient,
+    file: &FileRecord,
+) -> Result<Option<UnarchivedFile>, tokio_postgres::Error> {
+    if file.sha256.is_empty() {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT file_id, status, error FROM streaming.ingest_files \
+             WHERE file_name = $1 AND sha256 = $2 AND size_bytes = $3 \
+               AND status IN ('rejected', 'duplicate_file') AND archived_at IS NULL \
+             ORDER BY file_id DESC LIMIT 1",
+            &[&file.file_name, &file.sha256, &file.size_bytes],
+        )
+        .await?;
+    Ok(row.map(|r| UnarchivedFile {
+        file_id: r.get(0),
+        status: r.get(1),
+        error: r.get(2),
+    }))
+}
+
 /// Inserts the file's row as `loaded` with zero counts inside the load transaction. Fails with a
 /// unique violation when the same content is (being) loaded by another transaction.
 pub async fn insert_loading(

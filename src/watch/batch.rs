@@ -11,6 +11,9 @@ use super::{Outcome, WatchError, Watcher, BUSY_RECHECK};
 use crate::landing::Readiness;
 use crate::progress::Progress;
 
+/// Moves tried again before a batch leaves a stuck file in place (0.5 s, 1 s, 2 s apart).
+const STUCK_MOVE_TRIES: u32 = 3;
+
 impl Watcher {
     /// Takes files from the shared queue, each once it is complete, until none is left.
     pub(super) async fn ingest_once(
@@ -21,6 +24,7 @@ impl Watcher {
     ) -> Result<(), WatchError> {
         while let Some(path) = next_file(queue) {
             let mut backoff = super::retry_backoff();
+            let mut move_tries = 0;
             loop {
                 if *shutdown.borrow_and_update() {
                     // Left for the next run; the run's summary counts it as not done.
@@ -41,6 +45,16 @@ impl Watcher {
                 };
                 match self.process(&path, admission).await {
                     Outcome::Busy => tokio::time::sleep(BUSY_RECHECK).await,
+                    // A batch does not wait long for a read-only or full disk: the file's fate
+                    // is committed, and the next run only moves it.
+                    Outcome::Stuck(_) if move_tries < STUCK_MOVE_TRIES => {
+                        move_tries += 1;
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                    Outcome::Stuck(_) => {
+                        self.stats.files_stuck += 1;
+                        break;
+                    }
                     Outcome::Retry(cause) => {
                         let delay = backoff.next_delay();
                         super::note_retry(&path, &cause, delay);

@@ -5,51 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use polars::prelude::DataFrame;
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
-use tracing::{error, info, instrument, warn};
+use tracing::{info, instrument, warn};
 
+use super::stream::{read_file, stream_into_postgres, Read, Streamed, READ_AHEAD};
+use super::stuck::Destination;
 use super::{Outcome, RetryCause, Watcher};
-use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
+use crate::landing::{self, Admission, Identity, IdentityError};
 use crate::load::ledger;
-use crate::load::{
-    self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, LoadedFile, Spent,
-};
-use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles, RejectedRow};
-
-/// What the reader thread sends: the header first, then the row chunks, each with its good
-/// rows already encoded for the COPY.
-enum Read {
-    Header(Header),
-    Rows(Batch, Result<EncodedEvents, LoadError>),
-}
-
-/// How streaming a file into its transaction ended.
-enum Streamed {
-    Committed {
-        file_id: i64,
-        counts: Counts,
-        spent: Spent,
-    },
-    /// The file is unusable as a whole; nothing was written.
-    FileError(FileError),
-    /// Too large a share of bad rows; nothing was written. The first bad rows (at most
-    /// `QUARANTINE_KEPT`) are kept for the ledger.
-    TooManyRejects(Counts, Vec<RejectedRow>),
-    /// The same bytes are loaded (or being loaded) under another name.
-    SameContent,
-    /// The file changed while it was read: someone is still writing it.
-    Changed,
-}
-
-/// Chunks read ahead of the loader: parsing the next chunk overlaps the COPY of this one.
-const READ_AHEAD: usize = 1;
-
-/// Bad rows of a quarantined file kept in memory for `streaming.rejected_rows`: enough to see
-/// what is wrong, bounded so a huge bad file cannot exhaust memory. The rest are counted, and
-/// all of them are in `rejected/<file>.rejected.csv`.
-const QUARANTINE_KEPT: usize = 10_000;
+use crate::load::{self, Counts, FileRecord, LoadedFile, Spent};
+use crate::transform::{Header, RejectedRow};
 
 impl Watcher {
     /// Claims, reads, transforms, loads and archives one complete file, and counts how that
@@ -65,17 +30,17 @@ impl Watcher {
         if let Err(e) = self.ensure_connected().await {
             return Outcome::Retry(e.into());
         }
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = landing::escaped_name(path);
         match landing::try_claim(&self.client, &name).await {
             Ok(true) => {}
             Ok(false) => return Outcome::Busy,
             Err(e) => return Outcome::Retry(e.into()),
         }
-        let outcome = self.process_claimed(path, name.clone(), admission).await;
+        // Its fate is committed already; only its move out of the landing directory is left.
+        let outcome = match self.retry_stuck(path).await {
+            Some(outcome) => outcome,
+            None => self.process_claimed(path, name.clone(), admission).await,
+        };
         if !self.client.is_closed() {
             if let Err(e) = landing::release_claim(&self.client, &name).await {
                 warn!(error = %e, "Cannot release the file's claim; it ends with this connection.");
@@ -91,6 +56,21 @@ impl Watcher {
         admission: Admission,
     ) -> Outcome {
         let started_at = Utc::now();
+        if path.file_name().and_then(|n| n.to_str()).is_none() {
+            // Its name would reach the tables, the topic and the log altered; the user renames it.
+            let file = FileRecord {
+                file_name: name,
+                size_bytes: 0,
+                sha256: String::new(),
+                admitted_by: admission.as_str(),
+                started_at,
+                notes: None,
+                profile: None,
+            };
+            let reason = "the file name is not valid UTF-8 (shown with its other bytes as \\xNN); \
+                          rename it to UTF-8 and drop it again";
+            return self.reject_file(path, &file, reason).await;
+        }
         let max_bytes = self.settings.max_file_bytes;
         let owned = path.to_path_buf();
         let identity =
@@ -125,6 +105,28 @@ impl Watcher {
         };
         match ledger::find_loaded(&self.client, &file.sha256, file.size_bytes).await {
             Ok(Some(earlier)) => return self.already_loaded(path, &file, Some(earlier)).await,
+            Ok(None) => {}
+            Err(e) => return Outcome::Retry(e.into()),
+        }
+        match ledger::find_unarchived(&self.client, &file).await {
+            // An earlier run recorded its fate but could not move it (a read-only or full
+            // file system): move it now, record nothing new.
+            Ok(Some(earlier)) => {
+                info!(
+                    file_id = earlier.file_id,
+                    status = %earlier.status,
+                    "File was recorded by an earlier run that could not move it; moving it now."
+                );
+                let to = match earlier.error {
+                    Some(error) if earlier.status == "rejected" => {
+                        Destination::Rejected(format!("{}: {error}", file.file_name))
+                    }
+                    _ => Destination::Processed,
+                };
+                return self
+                    .leave_landing(path, earlier.file_id, to, Outcome::Archived)
+                    .await;
+            }
             Ok(None) => {}
             Err(e) => return Outcome::Retry(e.into()),
         }
@@ -173,10 +175,15 @@ impl Watcher {
                 counts,
                 spent,
             } => {
-                if let Err(e) = rejects.finish() {
-                    warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
-                }
-                self.loaded(path, file, file_id, counts, spent).await
+                let kept = match rejects.finish() {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
+                        None
+                    }
+                };
+                self.loaded(path, file, (file_id, counts), spent, kept)
+                    .await
             }
             Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
             Streamed::TooManyRejects(c, bad) => {
@@ -208,20 +215,23 @@ impl Watcher {
         &mut self,
         path: &Path,
         file: &FileRecord,
-        file_id: i64,
-        counts: Counts,
+        (file_id, counts): (i64, Counts),
         spent: Spent,
+        rejects_kept: Option<PathBuf>,
     ) -> Outcome {
-        let archived = if counts.loaded == 0 && counts.duplicate == 0 {
-            let reason = format!(
-                "All {} rows broke the contract; see {}.rejected.csv or streaming.rejected_rows (file_id {file_id}).",
-                counts.total, file.file_name
-            );
-            self.landing.archive_rejected(path, &reason)
+        // Where the bad rows can be read: the rejects file only if it could be written.
+        let beside = rejects_kept.map_or(String::new(), |p| format!("{} and ", display_name(&p)));
+        let to = if counts.loaded == 0 && counts.duplicate == 0 {
+            Destination::Rejected(format!(
+                "All {} rows broke the contract; see {beside}streaming.rejected_rows (file_id {file_id}).",
+                counts.total
+            ))
         } else {
-            self.landing.archive_processed(path)
+            Destination::Processed
         };
-        self.note_archived(file_id, archived).await;
+        let outcome = self
+            .leave_landing(path, file_id, to, Outcome::Loaded(counts))
+            .await;
         crate::metrics::file_loaded(&counts, file.started_at); // analytics
         if counts.rejected > 0 {
             warn!(
@@ -229,8 +239,7 @@ impl Watcher {
                 file_id,
                 rejected = counts.rejected,
                 rows = counts.total,
-                "Rows broke the contract and were not loaded; each is in rejected/{}.rejected.csv and streaming.rejected_rows with its line, column and reason.",
-                file.file_name
+                "Rows broke the contract and were not loaded; each is in {beside}streaming.rejected_rows with its line, column and reason."
             );
         }
         if counts.repaired > 0 {
@@ -255,20 +264,7 @@ impl Watcher {
             "File loaded."
         );
         self.mirror_file(file_id).await;
-        Outcome::Loaded(counts)
-    }
-
-    async fn note_archived(&mut self, file_id: i64, archived: std::io::Result<PathBuf>) {
-        match archived {
-            Ok(_) => {
-                if let Err(e) = ledger::mark_archived(&self.client, file_id).await {
-                    warn!(file_id, error = %e, "Archived, but cannot record it in the ledger.");
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "Loaded, but cannot move the file out of the landing directory; it will be recognised by content and not loaded again.")
-            }
-        }
+        outcome
     }
 
     async fn already_loaded(
@@ -286,9 +282,9 @@ impl Watcher {
                 file_id = e.file_id,
                 "File was loaded before the last stop; archiving it."
             );
-            let archived = self.landing.archive_processed(path);
-            self.note_archived(e.file_id, archived).await;
-            return Outcome::Archived;
+            return self
+                .leave_landing(path, e.file_id, Destination::Processed, Outcome::Archived)
+                .await;
         }
         // Same bytes under another name, or dropped again: audit it, load nothing.
         let note = match &earlier {
@@ -302,9 +298,8 @@ impl Watcher {
             };
         crate::metrics::file_finished("duplicate_file", &Counts::default(), file.started_at); // analytics
         info!(%note, "Duplicate file skipped.");
-        let archived = self.landing.archive_processed(path);
-        self.note_archived(file_id, archived).await;
-        Outcome::Duplicate
+        self.leave_landing(path, file_id, Destination::Processed, Outcome::Duplicate)
+            .await
     }
 
     /// Records a file with too many bad rows, its rows counted and its first bad rows in
@@ -373,109 +368,12 @@ impl Watcher {
              into the landing directory again.",
             file.file_name
         );
-        let archived = self.landing.archive_rejected(path, &message);
-        self.note_archived(file_id, archived).await;
-        Outcome::Rejected(reason.to_string())
+        let outcome = Outcome::Rejected(reason.to_string());
+        self.leave_landing(path, file_id, Destination::Rejected(message), outcome)
+            .await
     }
 }
 
-/// Streams the reader's chunks into one transaction and commits it, unless the file proves
-/// unusable, has too many bad rows, changed underneath, or its content is already loaded.
-#[allow(clippy::too_many_arguments)]
-async fn stream_into_postgres(
-    client: &mut Client,
-    file: &FileRecord,
-    rx: &mut mpsc::Receiver<Result<Read, FileError>>,
-    rejects: &mut RejectsFile,
-    delimiter: u8,
-    max_reject_fraction: f64,
-    unchanged: impl Fn() -> bool,
-) -> Result<Streamed, LoadError> {
-    let mut load = match FileLoad::begin(client, file).await? {
-        Begun::Started(load) => load,
-        Begun::SameContent => return Ok(Streamed::SameContent),
-    };
-    let mut kept: Vec<RejectedRow> = Vec::new();
-    while let Some(read) = rx.recv().await {
-        let (batch, events) = match read {
-            Ok(Read::Rows(batch, events)) => (batch, events),
-            Ok(Read::Header(_)) => continue,
-            Err(e) => {
-                load.rollback().await?;
-                return Ok(Streamed::FileError(e));
-            }
-        };
-        load.add(&batch, &events?).await?;
-        let room = QUARANTINE_KEPT.saturating_sub(kept.len());
-        kept.extend(batch.rejects.iter().take(room).cloned());
-        let lines = transform::rejects_csv_lines(&batch.rejects, delimiter);
-        if let Err(e) = rejects.append(&lines) {
-            warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
-        }
-    }
-    if !unchanged() {
-        load.rollback().await?;
-        return Ok(Streamed::Changed);
-    }
-    let c = load.counts();
-    if c.rejected > 0 && c.rejected as f64 > max_reject_fraction * c.total as f64 {
-        load.rollback().await?;
-        return Ok(Streamed::TooManyRejects(c, kept));
-    }
-    let (file_id, counts, spent) = load.commit().await?;
-    Ok(Streamed::Committed {
-        file_id,
-        counts,
-        spent,
-    })
-}
-
-/// The reader thread: header, then chunks, then it ends; stops early when the loader hangs up.
-fn read_file(
-    path: PathBuf,
-    limits: Limits,
-    profiles: &Profiles,
-    tx: mpsc::Sender<Result<Read, FileError>>,
-) {
-    let source_file = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let reader = std::fs::File::open(&path)
-        .map_err(FileError::from)
-        .and_then(|f| FileReader::open_with(f, limits, profiles));
-    let mut reader = match reader {
-        Ok(reader) => reader,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-    };
-    if tx
-        .blocking_send(Ok(Read::Header(reader.header().clone())))
-        .is_err()
-    {
-        return;
-    }
-    loop {
-        let next = match reader.next_batch() {
-            Ok(Some(mut batch)) => {
-                let events = load::encode_events(&batch.good, &source_file);
-                // The loader needs only the encoded rows; the frame would double the memory of
-                // every chunk waiting in the channel.
-                batch.good = DataFrame::empty();
-                Ok(Read::Rows(batch, events))
-            }
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
-        let failed = next.is_err();
-        if tx.blocking_send(next).is_err() || failed {
-            return;
-        }
-    }
-}
 
 /// Notes the file's source profile and extra columns (kept per row in `events.extra`) in its
 /// ledger row and the log, once per file.

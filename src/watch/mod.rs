@@ -10,6 +10,8 @@ mod ingest;
 mod outcome;
 mod pending;
 mod service;
+mod stream;
+mod stuck;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -90,6 +92,8 @@ struct Watcher {
     /// The lead worker alone drains the mirror backlog, so that no file is relayed twice at once.
     lead: bool,
     stats: RunStats,
+    /// Files whose fate is committed but that could not leave the landing directory.
+    stuck: stuck::StuckFiles,
 }
 
 /// Runs the watcher until `shutdown` turns true (or, with `--once`, until the directory is done).
@@ -133,6 +137,7 @@ pub async fn run(
         clients.push(load::connect(&settings.database_url).await?);
     }
     let mut workers = Vec::with_capacity(clients.len());
+    let stuck = stuck::StuckFiles::default();
     for (index, client) in clients.into_iter().enumerate() {
         workers.push(Watcher {
             relay: relay_settings.clone().map(Relay::new).transpose()?,
@@ -142,6 +147,7 @@ pub async fn run(
             client,
             lead: index == 0,
             stats: RunStats::default(),
+            stuck: stuck.clone(),
         });
     }
     workers[0].drain_mirror_backlog().await;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::load::{Counts, LoadError};
 
-/// How one attempt at a file ended. Every variant but `Busy` and `Retry` is final: the file's
-/// fate is in the ledger and the file has left the landing directory (or will, see `archive`).
+/// How one attempt at a file ended. Every variant but `Busy`, `Retry` and `Stuck` is final: the
+/// file's fate is in the ledger and the file has left the landing directory.
 #[derive(Debug)]
 pub enum Outcome {
     /// The file's transaction committed with these counts (a file none of whose rows could be
@@ -24,6 +24,10 @@ pub enum Outcome {
     Busy,
     /// Nothing was committed; try again later.
     Retry(RetryCause),
+    /// Its fate is committed but it cannot leave the landing directory (a read-only or full
+    /// file system): only the move is tried again later. Carries the fate the first time, so
+    /// that it is counted once.
+    Stuck(Option<Box<Outcome>>),
 }
 
 /// Why a file is tried again later.
@@ -65,6 +69,9 @@ pub struct RunStats {
     pub unmirrored_files: Option<u64>,
     /// Batch mode: files still in the landing directory because a stop was asked.
     pub files_left: u64,
+    /// Batch mode: files whose fate is in the ledger but that could not leave the landing
+    /// directory (the next run only moves them).
+    pub files_stuck: u64,
     pub elapsed: Duration,
 }
 
@@ -85,6 +92,8 @@ impl RunStats {
             }
             Outcome::Duplicate => self.files_duplicate += 1,
             Outcome::Rejected(_) => self.files_rejected += 1,
+            Outcome::Stuck(Some(fate)) => self.record(fate),
+            Outcome::Stuck(None) => {}
             Outcome::Archived | Outcome::Gone | Outcome::Busy | Outcome::Retry(_) => {}
         }
     }
@@ -97,6 +106,7 @@ impl RunStats {
         self.rows_loaded += other.rows_loaded;
         self.rows_rejected += other.rows_rejected;
         self.rows_duplicate += other.rows_duplicate;
+        self.files_stuck += other.files_stuck;
     }
 }
 
@@ -127,6 +137,8 @@ mod tests {
             Outcome::Rejected("empty".into()),
             Outcome::Busy,
             Outcome::Archived,
+            Outcome::Stuck(Some(Box::new(Outcome::Rejected("read-only".into())))),
+            Outcome::Stuck(None),
         ] {
             stats.record(&o);
         }
@@ -136,7 +148,7 @@ mod tests {
                 stats.files_rejected,
                 stats.files_duplicate
             ),
-            (1, 2, 1)
+            (1, 3, 1)
         );
         assert_eq!(
             (stats.rows_total, stats.rows_loaded, stats.rows_rejected),

@@ -98,6 +98,12 @@ impl Watcher {
                     p.later(BUSY_RECHECK);
                 }
             }
+            // Said once when it got stuck; until it moves, only the move is tried, ever later.
+            Outcome::Stuck(_) => {
+                if let Some(p) = pending.get_mut(path) {
+                    p.retry_later();
+                }
+            }
             Outcome::Retry(cause) => {
                 if let Some(p) = pending.get_mut(path) {
                     let delay = p.retry_later();

@@ -17,6 +17,8 @@ mod dashboard;
 mod e2e;
 /// shopstream-gen: determinism, the contract's shape, the fault knobs.
 mod gen;
+/// A read-only or full landing file system: each file recorded once, moved when it can be.
+mod landing_fs;
 /// Exit codes of wrong settings and interrupted batches, a relative landing directory, a
 /// closed log pipe.
 mod operations;
@@ -32,3 +34,5 @@ mod scale;
 mod security;
 /// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
 mod service;
+/// Inputs that used to stall a run silently: a non-UTF-8 name, a future mtime.
+mod stalls;
