@@ -374,7 +374,6 @@ impl Watcher {
     }
 }
 
-
 /// Notes the file's source profile and extra columns (kept per row in `events.extra`) in its
 /// ledger row and the log, once per file.
 fn with_extra_columns_noted(file: &FileRecord, header: &Header) -> FileRecord {
