@@ -20,6 +20,25 @@ pub struct FileRecord {
     pub profile: Option<String>,
 }
 
+impl FileRecord {
+    /// A file known by name only: rejected before its content could be identified.
+    pub fn unidentified(
+        file_name: String,
+        admitted_by: &'static str,
+        started_at: DateTime<Utc>,
+    ) -> FileRecord {
+        FileRecord {
+            file_name,
+            size_bytes: 0,
+            sha256: String::new(),
+            admitted_by,
+            started_at,
+            notes: None,
+            profile: None,
+        }
+    }
+}
+
 /// Per-file row accounting: total = loaded + rejected + duplicate + quarantined (a CHECK in
 /// the table).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

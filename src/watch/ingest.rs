@@ -58,15 +58,7 @@ impl Watcher {
         let started_at = Utc::now();
         if path.file_name().and_then(|n| n.to_str()).is_none() {
             // Its name would reach the tables, the topic and the log altered; the user renames it.
-            let file = FileRecord {
-                file_name: name,
-                size_bytes: 0,
-                sha256: String::new(),
-                admitted_by: admission.as_str(),
-                started_at,
-                notes: None,
-                profile: None,
-            };
+            let file = FileRecord::unidentified(name, admission.as_str(), started_at);
             let reason = "the file name is not valid UTF-8 (shown with its other bytes as \\xNN); \
                           rename it to UTF-8 and drop it again";
             return self.reject_file(path, &file, reason).await;
@@ -81,15 +73,7 @@ impl Watcher {
                     return Outcome::Gone
                 }
                 Ok(Err(e)) => {
-                    let file = FileRecord {
-                        file_name: name,
-                        size_bytes: 0,
-                        sha256: String::new(),
-                        admitted_by: admission.as_str(),
-                        started_at,
-                        notes: None,
-                        profile: None,
-                    };
+                    let file = FileRecord::unidentified(name, admission.as_str(), started_at);
                     return self.reject_file(path, &file, &e.to_string()).await;
                 }
                 Err(e) => return Outcome::Retry(RetryCause::Task(format!("hashing: {e}"))),
