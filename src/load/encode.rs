@@ -9,6 +9,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 use uuid::Uuid;
 
 use super::binary::{Decimal, JsonText};
+use super::derive::{EventFacts, EventKind, ExactSum};
 use super::LoadError;
 use crate::schema::KEPT_COLUMNS;
 use crate::transform::{EXTRA, QUANTITY, TIME};
@@ -40,6 +41,8 @@ const TEXT_COLUMNS: [&str; 7] = [
 /// thread, off the connection's path, so that loading only looks up ids and moves bytes.
 pub struct EncodedEvents {
     pub(super) ids: Vec<Uuid>,
+    /// What the derive needs of each row, in the same order.
+    pub(super) facts: Vec<EventFacts>,
     /// Every row's tuple but its last field, `file_id`, which exists once the ledger row does.
     pub(super) tuples: Bytes,
     pub(super) ends: Vec<usize>,
@@ -87,6 +90,7 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
 
     let mut encoded = EncodedEvents {
         ids: Vec::with_capacity(good.height()),
+        facts: Vec::with_capacity(good.height()),
         tuples: Bytes::new(),
         ends: Vec::with_capacity(good.height()),
     };
@@ -111,8 +115,10 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         put_field(&mut out, &total.map(Decimal), &Type::NUMERIC)?;
         put_field(&mut out, &extra.map(JsonText), &Type::JSONB)?;
         put_field(&mut out, &source_file, &Type::TEXT)?;
-        for it in text_iters.iter_mut() {
-            put_field(&mut out, &it.next().flatten(), &Type::TEXT)?;
+        let mut text: [Option<&str>; TEXT_COLUMNS.len()] = [None; TEXT_COLUMNS.len()];
+        for (value, it) in text.iter_mut().zip(text_iters.iter_mut()) {
+            *value = it.next().flatten();
+            put_field(&mut out, value, &Type::TEXT)?;
         }
         // The profile's mapping admitted only digits that fit a bigint.
         let category_id: Option<i64> = category_id.map(|v| v.parse()).transpose().map_err(
@@ -122,10 +128,51 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         put_field(&mut out, &category_id, &Type::INT8)?;
         put_field(&mut out, &category_code, &Type::TEXT)?;
         encoded.ids.push(id);
+        encoded
+            .facts
+            .push(facts(&text, time, quantity, price, total)?);
         encoded.ends.push(out.len());
     }
     encoded.tuples = out.freeze();
     Ok(encoded)
+}
+
+/// The derive's view of one row (`text` in `TEXT_COLUMNS` order).
+fn facts(
+    text: &[Option<&str>; TEXT_COLUMNS.len()],
+    time: Option<DateTime<Utc>>,
+    quantity: Option<i32>,
+    price: Option<&str>,
+    total: Option<&str>,
+) -> Result<EventFacts, LoadError> {
+    let [user_id, session_id, event_type, product_id, category, ..] = *text;
+    let required = |v: Option<&str>, what: &str| {
+        v.map(String::from)
+            .ok_or_else(|| polars_err!(ComputeError: "{what} is missing after validation"))
+    };
+    let kind = event_type
+        .and_then(EventKind::parse)
+        .ok_or_else(|| polars_err!(ComputeError: "an event type is unknown after validation"))?;
+    let total_sum = total.map(ExactSum::parse).transpose().map_err(
+        |e| polars_err!(ComputeError: "total_amount cannot be summed after validation: {e}"),
+    )?;
+    Ok(EventFacts {
+        time: time
+            .ok_or_else(|| polars_err!(ComputeError: "an event time is missing after validation"))?
+            .timestamp_micros(),
+        kind,
+        user_id: required(user_id, "user_id")?,
+        session_id: required(session_id, "session_id")?,
+        product_id: required(product_id, "product_id")?,
+        category: category.map(String::from),
+        quantity: quantity
+            .ok_or_else(|| polars_err!(ComputeError: "a quantity is missing after validation"))?,
+        price: (kind == EventKind::Purchase)
+            .then(|| price.map(String::from))
+            .flatten(),
+        total: total.map(String::from),
+        total_sum,
+    })
 }
 
 /// One field of a binary COPY tuple: its length (-1 for NULL), then its bytes.

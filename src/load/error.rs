@@ -19,6 +19,9 @@ pub enum LoadError {
     Refused(#[source] tokio_postgres::Error),
     #[error("the file's rows could not be read back from the frame: {0}")]
     Frame(#[from] PolarsError),
+    /// An amount beyond what the rules admit reached the derive's exact sums.
+    #[error("the file's amounts cannot be summed exactly: {0}")]
+    Sum(#[from] super::derive::SumError),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
     /// A setting is wrong (the URL's syntax, a password, a database or role that does not

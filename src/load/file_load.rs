@@ -1,8 +1,8 @@
 //! The per-file load: ONE transaction holding a file's ledger row, its new events (binary COPY
 //! chunk by chunk; ids loaded before count as duplicates), its rejected rows and row warnings
 //! (damaged optional values loaded as NULL), and the derive of
-//! purchases, hourly stats and analytics from exactly those new events
-//! (`sql/load/derive_file.sql`). Never touches files or Kafka.
+//! purchases, hourly stats and analytics from exactly those new events ([`super::derive`]).
+//! Never touches files or Kafka.
 //! Invariant: either everything of a file commits, or nothing does.
 
 use std::collections::HashSet;
@@ -10,7 +10,6 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, Utc};
 use futures_util::SinkExt;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
@@ -19,6 +18,7 @@ use tokio_postgres::{Client, Transaction};
 use tracing::debug;
 use uuid::Uuid;
 
+use super::derive::{copy_purchases, FileDerive};
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
 use super::ledger::{self, FileRecord};
 use super::LoadError;
@@ -28,18 +28,18 @@ use crate::transform::{Batch, RejectedRow, RowWarning};
 /// file's own transaction (so a repeat across chunks is caught too).
 const KNOWN_IDS: &str = "SELECT event_id FROM streaming.events WHERE event_id = ANY($1)";
 
-/// The origin DERIVE bins hours from: any whole UTC hour.
-const UTC_EPOCH: DateTime<Utc> = DateTime::UNIX_EPOCH;
-
 /// For one file's transaction. The planner's row estimate for events lags far behind while files
 /// pour in (autovacuum analyzes later), and a stale estimate turns the id lookup into a full scan
-/// per chunk. DERIVE reads the file's new events once and aggregates them five ways; with the
-/// default 4 MB of work_mem they would be written to disk and read back five times.
-const LOAD_SETTINGS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'";
+/// per chunk. The derive's merge sorts a file's keys; with the default 4 MB of work_mem a large
+/// file's would be sorted on disk. With seq scans priced out, the merge's scan of its temporary
+/// tables looks costly enough for JIT compilation, which took 150-200 ms per statement to save
+/// nothing on a few thousand rows.
+const LOAD_SETTINGS: &str =
+    "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
 
-/// Purchases, hourly stats and the analytics from exactly the events this file added
-/// (the file's comments say how and why).
-const DERIVE: &str = include_str!("../../sql/load/derive_file.sql");
+/// Distinct derived keys (sessions, products, hours, user-hours) a load holds in memory before
+/// it sends them to its temporary tables: about 20 MB.
+const SPILL_KEYS: usize = 100_000;
 
 const COPY_REJECTED: &str =
     "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
@@ -67,6 +67,8 @@ pub struct FileLoad<'a> {
     spent: Spent,
     /// Chunks added so far.
     chunks: u32,
+    /// What the new events add to the derived tables, merged at commit.
+    derive: FileDerive,
 }
 
 /// Where a file's load spent its time in Postgres: logged with each file, summed by
@@ -98,6 +100,7 @@ impl<'a> FileLoad<'a> {
                 counts: ledger::Counts::default(),
                 spent: Spent::default(),
                 chunks: 0,
+                derive: FileDerive::default(),
             })),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
@@ -125,8 +128,19 @@ impl<'a> FileLoad<'a> {
             let copied =
                 copy_new_events(&self.tx, self.file_id, events, retry_chunk, &mut self.spent)
                     .await?;
-            self.counts.loaded += copied as i64;
-            self.counts.duplicate += events.len() as i64 - copied as i64;
+            self.counts.loaded += copied.len() as i64;
+            self.counts.duplicate += events.len() as i64 - copied.len() as i64;
+            let started = Instant::now();
+            copy_purchases(&self.tx, &events.ids, &events.facts, &copied).await?;
+            self.spent.copy += started.elapsed();
+            let started = Instant::now();
+            for &row in &copied {
+                self.derive.fold(&events.facts[row as usize])?;
+            }
+            if self.derive.keys() >= SPILL_KEYS {
+                self.derive.spill(&self.tx).await?;
+            }
+            self.spent.derive += started.elapsed();
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
         copy_warnings(&self.tx, self.file_id, &batch.warnings).await?;
@@ -141,11 +155,9 @@ impl<'a> FileLoad<'a> {
     pub async fn commit(mut self) -> Result<(i64, ledger::Counts, Spent), LoadError> {
         let started = Instant::now();
         if self.counts.loaded > 0 {
-            self.tx
-                .query_one(DERIVE, &[&self.file_id, &UTC_EPOCH])
-                .await?;
+            self.derive.merge(&self.tx).await?;
         }
-        self.spent.derive = started.elapsed();
+        self.spent.derive += started.elapsed();
         let started = Instant::now();
         ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
         self.tx.commit().await?;
@@ -191,7 +203,7 @@ const CHUNK_ATTEMPTS: usize = 5;
 const SAVEPOINT_CHUNKS: u32 = 60;
 
 /// COPYs the rows whose event id is new (not loaded before, not earlier in the chunk: the
-/// first line wins) into `streaming.events`; returns how many.
+/// first line wins) into `streaming.events`; returns which (indexes into `events`).
 ///
 /// Two loads that share event ids (two workers on overlapping files, or two watchers) meet at
 /// the unique index: the later one waits for the earlier one's commit, then gets a unique
@@ -204,7 +216,7 @@ async fn copy_new_events(
     events: &EncodedEvents,
     retry_chunk: bool,
     spent: &mut Spent,
-) -> Result<u64, LoadError> {
+) -> Result<Vec<u32>, LoadError> {
     let mut unique = events.ids.clone();
     unique.sort_unstable();
     unique.dedup();
@@ -242,7 +254,7 @@ async fn copy_chunk(
     events: &EncodedEvents,
     unique: &[Uuid],
     spent: &mut Spent,
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<Vec<u32>, tokio_postgres::Error> {
     let started = Instant::now();
     let mut seen: HashSet<Uuid> = tx
         .query(KNOWN_IDS, &[&unique])
@@ -258,13 +270,15 @@ async fn copy_chunk(
     let mut buf = BytesMut::with_capacity(SEND_BYTES + 4096);
     buf.put_slice(COPY_HEADER);
     let mut start = 0;
-    for (id, &end) in events.ids.iter().zip(&events.ends) {
+    let mut sent = Vec::with_capacity(events.len());
+    for (row, (id, &end)) in events.ids.iter().zip(&events.ends).enumerate() {
         let tuple = &events.tuples[start..end];
         start = end;
         // A repeated id: loaded before, or earlier in this file (`insert` is false).
         if !seen.insert(*id) {
             continue;
         }
+        sent.push(row as u32);
         buf.put_slice(tuple);
         buf.put_i32(8);
         buf.put_i64(file_id);
@@ -276,7 +290,8 @@ async fn copy_chunk(
     sink.send(buf.split().freeze()).await?;
     let copied = sink.as_mut().finish().await?;
     spent.copy += started.elapsed();
-    Ok(copied)
+    debug_assert_eq!(copied, sent.len() as u64);
+    Ok(sent)
 }
 
 /// A unique violation or a deadlock on insert: another load holds or committed some of the

@@ -1,11 +1,13 @@
 //! Load: PostgreSQL, the system of record. [`connect`] opens connections and applies the
 //! `sql/` migrations, [`encode`] turns a chunk's good rows into binary COPY tuples (with
-//! [`binary`] for `numeric` and `jsonb`), [`file_load`] loads one file in ONE transaction, and
+//! [`binary`] for `numeric` and `jsonb`), [`file_load`] loads one file in ONE transaction (with
+//! [`derive`] for what its new events add to purchases, hourly stats and analytics), and
 //! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once.
 //! Never reads or moves files and never talks to Kafka.
 
 pub mod binary;
 mod connect;
+mod derive;
 mod encode;
 mod error;
 mod file_load;

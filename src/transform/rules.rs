@@ -22,6 +22,9 @@ const UUID_PATTERN: &str =
 /// `numeric` would either refuse or store as nonsense.
 const PRICE_PATTERN: &str = r"^\+?[0-9]+(\.[0-9]+)?$";
 const AMOUNT_PATTERN: &str = r"^[-+]?[0-9]+(\.[0-9]+)?$";
+/// The digits an amount may carry (`load::derive::sum`): revenue is summed exactly on the
+/// watcher, in 38 digits.
+const AMOUNT_DIGITS_PATTERN: &str = r"^[-+]?0*[0-9]{1,20}(\.[0-9]{1,12})?$";
 const INTEGER_PATTERN: &str = r"^\+?[0-9]{1,9}$";
 const COUNTRY_PATTERN: &str = r"^[A-Z]{2}$";
 
@@ -229,6 +232,11 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
             "total_amount",
             present("total_amount").and(mismatches("total_amount", AMOUNT_PATTERN)),
             "not a decimal number like 39.98",
+        ),
+        rule(
+            "total_amount",
+            present("total_amount").and(mismatches("total_amount", AMOUNT_DIGITS_PATTERN)),
+            "more digits than an amount may have (20 before the point, 12 after)",
         ),
         rule(
             "total_amount",
