@@ -369,3 +369,42 @@ async fn parallel_workers_on_overlapping_files_end_as_one_worker_does() {
     assert_eq!(loaded_files, "23", "all 23 files loaded with one worker");
     assert_eq!(results[0], results[1], "four workers end where one does");
 }
+
+/// A file with more distinct sessions, products and user-hours than the watcher keeps in
+/// memory (100,000 keys) sends its sums through temporary tables; the tables still equal the
+/// recompute, also where a second such file merges into the first one's products and users.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_too_large_to_sum_in_memory_still_equal_the_recompute() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    let short_sessions = ["--events-per-session", "1", "--users", "30000"];
+    generate(landing.path(), 1, 70_000, 61, &short_sessions);
+    watch_once(landing.path(), &db, None);
+    let other = tempfile::tempdir().unwrap();
+    generate(other.path(), 1, 70_000, 62, &short_sessions);
+    for f in std::fs::read_dir(other.path()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::rename(
+            &f,
+            landing.path().join(format!(
+                "second-{}",
+                f.file_name().unwrap().to_string_lossy()
+            )),
+        )
+        .unwrap();
+    }
+    watch_once(landing.path(), &db, None);
+
+    let pg = db.client().await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        140_000
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.sessions").await,
+        140_000
+    );
+    assert_eq!(analytics_mismatches(&pg).await, 0);
+    assert_eq!(stats_mismatches(&pg).await, 0);
+    db.cleanup().await;
+}

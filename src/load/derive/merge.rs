@@ -1,7 +1,8 @@
-//! The derive's SQL: a file's folded sums go by binary COPY into temporary tables (private to
-//! the connection, no WAL, no locks others can meet), then ONE statement per derived table
-//! merges them in key order, so concurrent loads lock shared keys in the same order and only
-//! at commit time. Purchases are the new purchase events themselves, copied as their chunk is.
+//! Sending the derive to Postgres: at commit a file's folded sums are merged by ONE statement
+//! per derived table, in key order ([`super::sql`]), sent as arrays; a file with more keys
+//! than the watcher keeps in memory spills them by binary COPY into temporary tables (private
+//! to the connection, no WAL, no locks others can meet) and merges from those. Purchases are
+//! the new purchase events themselves, copied as their chunk is.
 
 use std::pin::Pin;
 
@@ -11,75 +12,9 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::{EventFacts, EventKind, FileDerive};
+use super::sql::{self, MERGES, TEMP_TABLES};
+use super::{EventFacts, EventKind, FileDerive, HourSums, ProductSums};
 use crate::load::binary::Decimal;
-
-/// Private to the connection; emptied at every commit. `COLLATE "C"`: the order the derived
-/// tables' keys are stored in (sql/V10), so the merge's ORDER BY needs no locale lookups.
-const TEMP_TABLES: &str = "
-CREATE TEMP TABLE IF NOT EXISTS derive_sessions (session_id text COLLATE \"C\",
-    user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz, events int8,
-    views int8, carts int8, removes int8, purchases int8, revenue numeric) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS derive_products (product_id text COLLATE \"C\",
-    product_category text COLLATE \"C\", views int8, add_to_cart int8, removes int8,
-    purchases int8, units_sold int8, revenue numeric) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS derive_hours (hour timestamptz, event_type text COLLATE \"C\",
-    product_category text COLLATE \"C\", event_count int8, quantity int8, revenue numeric)
-    ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS derive_users (hour timestamptz, user_id text COLLATE \"C\")
-    ON COMMIT DELETE ROWS;";
-
-/// One statement per derived table, in a fixed table order, each in key order, so two loads
-/// lock shared keys in the same order and cannot deadlock. A key spilled more than once (a
-/// large file) is summed first. Merge rules as the `*_recompute` views say: least/greatest of
-/// times and of the session's user, sums of counts.
-///
-/// The order puts the keys concurrent loads share most last: a load waits for another's commit
-/// from the first key both touch, so sessions (rarely shared between files) merge in parallel
-/// and only the hourly users, product counts and the hour's stats rows (every file of the same
-/// hour touches the same few) are merged one load after another.
-const MERGE: &str = "
-INSERT INTO streaming.sessions AS s (session_id, user_id, started_at, ended_at, events, views,
-    carts, removes, purchases, revenue)
-SELECT session_id, min(user_id), min(started_at), max(ended_at), sum(events), sum(views),
-    sum(carts), sum(removes), sum(purchases), sum(revenue)
-FROM derive_sessions GROUP BY session_id ORDER BY session_id
-ON CONFLICT (session_id) DO UPDATE
-SET user_id    = least(s.user_id, excluded.user_id),
-    started_at = least(s.started_at, excluded.started_at),
-    ended_at   = greatest(s.ended_at, excluded.ended_at),
-    events     = s.events + excluded.events,
-    views      = s.views + excluded.views,
-    carts      = s.carts + excluded.carts,
-    removes    = s.removes + excluded.removes,
-    purchases  = s.purchases + excluded.purchases,
-    revenue    = s.revenue + excluded.revenue,
-    updated_at = now();
-INSERT INTO streaming.hourly_users (hour, user_id)
-SELECT DISTINCT hour, user_id FROM derive_users ORDER BY 1, 2
-ON CONFLICT DO NOTHING;
-INSERT INTO streaming.product_counts AS p (product_id, product_category, views, add_to_cart,
-    removes, purchases, units_sold, revenue)
-SELECT product_id, product_category, sum(views), sum(add_to_cart), sum(removes), sum(purchases),
-    sum(units_sold), sum(revenue)
-FROM derive_products GROUP BY 1, 2 ORDER BY 1, 2
-ON CONFLICT (product_id, product_category) DO UPDATE
-SET views       = p.views + excluded.views,
-    add_to_cart = p.add_to_cart + excluded.add_to_cart,
-    removes     = p.removes + excluded.removes,
-    purchases   = p.purchases + excluded.purchases,
-    units_sold  = p.units_sold + excluded.units_sold,
-    revenue     = p.revenue + excluded.revenue,
-    updated_at  = now();
-INSERT INTO streaming.event_stats_hourly AS s
-    (hour, event_type, product_category, event_count, quantity, revenue)
-SELECT hour, event_type, product_category, sum(event_count), sum(quantity), sum(revenue)
-FROM derive_hours GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-ON CONFLICT (hour, event_type, product_category) DO UPDATE
-SET event_count = s.event_count + excluded.event_count,
-    quantity    = s.quantity + excluded.quantity,
-    revenue     = s.revenue + excluded.revenue,
-    updated_at  = now();";
 
 const COPY_SESSIONS: &str = "COPY derive_sessions FROM STDIN (FORMAT binary)";
 const COPY_PRODUCTS: &str = "COPY derive_products FROM STDIN (FORMAT binary)";
@@ -94,6 +29,7 @@ impl FileDerive {
     /// a file with millions of distinct keys needs bounded memory on the watcher.
     pub async fn spill(&mut self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
         tx.batch_execute(TEMP_TABLES).await?;
+        self.spilled = true;
         let mut writer = copy_writer(tx, COPY_SESSIONS, &SESSION_TYPES).await?;
         for (id, s) in self.sessions.drain() {
             let [views, carts, removes, purchases] = s.kinds.0;
@@ -162,10 +98,125 @@ impl FileDerive {
         Ok(())
     }
 
-    /// Spills what is left and merges everything spilled into the derived tables.
+    /// Merges the file's sums into the derived tables: from memory, or, once the file has
+    /// spilled, everything through the temporary tables.
     pub async fn merge(&mut self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if !self.spilled {
+            return self.merge_from_memory(tx).await;
+        }
         self.spill(tx).await?;
-        tx.batch_execute(MERGE).await
+        for m in &MERGES {
+            tx.batch_execute(m.from_temp).await?;
+        }
+        Ok(())
+    }
+
+    /// The `from_arrays` form of each merge, in the order of [`MERGES`], every array sorted
+    /// by key in byte order (`COLLATE "C"`).
+    async fn merge_from_memory(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        let mut sessions: Vec<_> = self.sessions.iter().collect();
+        sessions.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let revenue: Vec<String> = sessions
+            .iter()
+            .map(|(_, s)| s.revenue.to_string())
+            .collect();
+        let kind = |i: usize| -> Vec<i64> { sessions.iter().map(|(_, s)| s.kinds.0[i]).collect() };
+        tx.execute(
+            sql::SESSIONS.from_arrays,
+            &[
+                &sessions
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>(),
+                &sessions
+                    .iter()
+                    .map(|(_, s)| s.user_id.as_str())
+                    .collect::<Vec<_>>(),
+                &sessions
+                    .iter()
+                    .map(|(_, s)| micros(s.started))
+                    .collect::<Vec<_>>(),
+                &sessions
+                    .iter()
+                    .map(|(_, s)| micros(s.ended))
+                    .collect::<Vec<_>>(),
+                &sessions.iter().map(|(_, s)| s.events).collect::<Vec<_>>(),
+                &kind(0),
+                &kind(1),
+                &kind(2),
+                &kind(3),
+                &decimals(&revenue),
+            ],
+        )
+        .await?;
+
+        let mut users: Vec<(i64, &str)> = self
+            .users
+            .iter()
+            .flat_map(|(&hour, users)| users.iter().map(move |u| (hour, u.as_str())))
+            .collect();
+        users.sort_unstable();
+        tx.execute(
+            sql::USERS.from_arrays,
+            &[
+                &users.iter().map(|u| micros(u.0)).collect::<Vec<_>>(),
+                &users.iter().map(|u| u.1).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+
+        let mut products: Vec<(&str, &str, &ProductSums)> = self
+            .products
+            .iter()
+            .flat_map(|(id, by_category)| {
+                by_category
+                    .iter()
+                    .map(move |(category, p)| (id.as_str(), category.as_str(), p))
+            })
+            .collect();
+        products.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let revenue: Vec<String> = products.iter().map(|p| p.2.revenue.to_string()).collect();
+        let kind = |i: usize| -> Vec<i64> { products.iter().map(|p| p.2.kinds.0[i]).collect() };
+        tx.execute(
+            sql::PRODUCTS.from_arrays,
+            &[
+                &products.iter().map(|p| p.0).collect::<Vec<_>>(),
+                &products.iter().map(|p| p.1).collect::<Vec<_>>(),
+                &kind(0),
+                &kind(1),
+                &kind(2),
+                &kind(3),
+                &products.iter().map(|p| p.2.units_sold).collect::<Vec<_>>(),
+                &decimals(&revenue),
+            ],
+        )
+        .await?;
+
+        // EventKind's order is its names' byte order.
+        let mut hours: Vec<(i64, EventKind, &str, &HourSums)> = self
+            .hours
+            .iter()
+            .flat_map(|(&(hour, kind), by_category)| {
+                by_category
+                    .iter()
+                    .map(move |(category, h)| (hour, kind, category.as_str(), h))
+            })
+            .collect();
+        hours.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        let revenue: Vec<String> = hours.iter().map(|h| h.3.revenue.to_string()).collect();
+        tx.execute(
+            sql::HOURS.from_arrays,
+            &[
+                &hours.iter().map(|h| micros(h.0)).collect::<Vec<_>>(),
+                &hours.iter().map(|h| h.1.name()).collect::<Vec<_>>(),
+                &hours.iter().map(|h| h.2).collect::<Vec<_>>(),
+                &hours.iter().map(|h| h.3.events).collect::<Vec<_>>(),
+                &hours.iter().map(|h| h.3.quantity).collect::<Vec<_>>(),
+                &decimals(&revenue),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Distinct keys held in memory (what a spill would send).
@@ -263,6 +314,10 @@ async fn copy_writer(
 ) -> Result<Pin<Box<BinaryCopyInWriter>>, tokio_postgres::Error> {
     let sink = tx.copy_in(statement).await?;
     Ok(Box::pin(BinaryCopyInWriter::new(sink, types)))
+}
+
+fn decimals(texts: &[String]) -> Vec<Decimal<'_>> {
+    texts.iter().map(|t| Decimal(t)).collect()
 }
 
 /// Event times came from valid timestamps, and hours are their floors.

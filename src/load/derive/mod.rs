@@ -8,6 +8,7 @@
 //! the integration tests compare them after every scenario.
 
 mod merge;
+mod sql;
 pub mod sum;
 
 use std::collections::{HashMap, HashSet};
@@ -116,6 +117,8 @@ pub struct FileDerive {
     hours: HashMap<(i64, EventKind), HashMap<String, HourSums>>,
     /// hour, then the users active in it.
     users: HashMap<i64, HashSet<String>>,
+    /// Sums were sent to the temporary tables; the merge reads them from there.
+    spilled: bool,
 }
 
 impl FileDerive {

@@ -1,0 +1,102 @@
+//! The derive's merge statements, one per derived table, each in two forms: from the sums held
+//! in memory (sent as arrays, already one row per key and in key order), and from the
+//! temporary tables a large file spilled into (summed per key first). The INSERT and the
+//! conflict rule are written once for both. Merge rules as the `*_recompute` views say:
+//! least/greatest of times and of the session's user, sums of counts.
+
+/// One derived table's merge.
+pub(super) struct Merge {
+    pub from_arrays: &'static str,
+    pub from_temp: &'static str,
+}
+
+macro_rules! merge {
+    (insert: $insert:literal, arrays: $arrays:literal, temp: $temp:literal, conflict: $conflict:literal) => {
+        Merge {
+            from_arrays: concat!($insert, $arrays, $conflict),
+            from_temp: concat!($insert, $temp, $conflict),
+        }
+    };
+}
+
+/// In this order, so two loads lock shared keys in the same order and cannot deadlock. The
+/// keys concurrent loads share most come last: a load waits for another's commit from the first
+/// key both touch, so sessions (rarely shared between files) merge in parallel and only the
+/// hourly users, product counts and the hour's stats rows (every file of an hour touches the
+/// same few) are merged one load after another.
+pub(super) const MERGES: [Merge; 4] = [SESSIONS, USERS, PRODUCTS, HOURS];
+
+pub(super) const SESSIONS: Merge = merge! {
+    insert: "INSERT INTO streaming.sessions AS s (session_id, user_id, started_at, ended_at,
+        events, views, carts, removes, purchases, revenue) ",
+    arrays: "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+        $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::numeric[]) ",
+    temp: "SELECT session_id, min(user_id), min(started_at), max(ended_at), sum(events),
+        sum(views), sum(carts), sum(removes), sum(purchases), sum(revenue)
+        FROM derive_sessions GROUP BY session_id ORDER BY session_id ",
+    conflict: "ON CONFLICT (session_id) DO UPDATE
+        SET user_id    = least(s.user_id, excluded.user_id),
+            started_at = least(s.started_at, excluded.started_at),
+            ended_at   = greatest(s.ended_at, excluded.ended_at),
+            events     = s.events + excluded.events,
+            views      = s.views + excluded.views,
+            carts      = s.carts + excluded.carts,
+            removes    = s.removes + excluded.removes,
+            purchases  = s.purchases + excluded.purchases,
+            revenue    = s.revenue + excluded.revenue,
+            updated_at = now()"
+};
+
+pub(super) const USERS: Merge = merge! {
+    insert: "INSERT INTO streaming.hourly_users (hour, user_id) ",
+    arrays: "SELECT * FROM unnest($1::timestamptz[], $2::text[]) ",
+    temp: "SELECT DISTINCT hour, user_id FROM derive_users ORDER BY 1, 2 ",
+    conflict: "ON CONFLICT DO NOTHING"
+};
+
+pub(super) const PRODUCTS: Merge = merge! {
+    insert: "INSERT INTO streaming.product_counts AS p (product_id, product_category, views,
+        add_to_cart, removes, purchases, units_sold, revenue) ",
+    arrays: "SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
+        $6::int8[], $7::int8[], $8::numeric[]) ",
+    temp: "SELECT product_id, product_category, sum(views), sum(add_to_cart), sum(removes),
+        sum(purchases), sum(units_sold), sum(revenue)
+        FROM derive_products GROUP BY 1, 2 ORDER BY 1, 2 ",
+    conflict: "ON CONFLICT (product_id, product_category) DO UPDATE
+        SET views       = p.views + excluded.views,
+            add_to_cart = p.add_to_cart + excluded.add_to_cart,
+            removes     = p.removes + excluded.removes,
+            purchases   = p.purchases + excluded.purchases,
+            units_sold  = p.units_sold + excluded.units_sold,
+            revenue     = p.revenue + excluded.revenue,
+            updated_at  = now()"
+};
+
+pub(super) const HOURS: Merge = merge! {
+    insert: "INSERT INTO streaming.event_stats_hourly AS s (hour, event_type, product_category,
+        event_count, quantity, revenue) ",
+    arrays: "SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int8[],
+        $5::int8[], $6::numeric[]) ",
+    temp: "SELECT hour, event_type, product_category, sum(event_count), sum(quantity),
+        sum(revenue) FROM derive_hours GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 ",
+    conflict: "ON CONFLICT (hour, event_type, product_category) DO UPDATE
+        SET event_count = s.event_count + excluded.event_count,
+            quantity    = s.quantity + excluded.quantity,
+            revenue     = s.revenue + excluded.revenue,
+            updated_at  = now()"
+};
+
+/// Private to the connection; emptied at every commit; made only when a file spills.
+/// `COLLATE "C"`: the order the derived tables' keys are stored in (sql/V10).
+pub(super) const TEMP_TABLES: &str = "
+CREATE TEMP TABLE IF NOT EXISTS derive_sessions (session_id text COLLATE \"C\",
+    user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz, events int8,
+    views int8, carts int8, removes int8, purchases int8, revenue numeric) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS derive_products (product_id text COLLATE \"C\",
+    product_category text COLLATE \"C\", views int8, add_to_cart int8, removes int8,
+    purchases int8, units_sold int8, revenue numeric) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS derive_hours (hour timestamptz, event_type text COLLATE \"C\",
+    product_category text COLLATE \"C\", event_count int8, quantity int8, revenue numeric)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS derive_users (hour timestamptz, user_id text COLLATE \"C\")
+    ON COMMIT DELETE ROWS;";
