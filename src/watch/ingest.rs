@@ -13,7 +13,7 @@ use super::stuck::Destination;
 use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError};
 use crate::load::ledger;
-use crate::load::{self, Counts, FileRecord, LoadedFile, Spent};
+use crate::load::{self, Counts, FileRecord, LoadError, LoadedFile, Spent};
 use crate::transform::{Header, RejectedRow};
 
 impl Watcher {
@@ -23,6 +23,7 @@ impl Watcher {
     pub(super) async fn process(&mut self, path: &Path, admission: Admission) -> Outcome {
         let outcome = self.claim_and_process(path, admission).await;
         self.stats.record(&outcome);
+        self.note_lock_wait(path, &outcome);
         outcome
     }
 
@@ -150,6 +151,11 @@ impl Watcher {
         drop(rx);
         let streamed = match streamed {
             Ok(streamed) => streamed,
+            // The lock is released when its holder is done; name the holder while it still is.
+            Err(LoadError::LockTimeout { source, .. }) => {
+                let held = load::lock_holder(&self.client).await;
+                return Outcome::Retry(LoadError::LockTimeout { source, held }.into());
+            }
             Err(e) if e.is_retryable() => return Outcome::Retry(e.into()),
             Err(e) => return self.reject_file(path, file, &e.to_string()).await,
         };
