@@ -79,6 +79,17 @@ impl Watcher {
                 }
                 Err(e) => return Outcome::Retry(RetryCause::Task(format!("hashing: {e}"))),
             };
+        if identity.size == 0 && self.settings.marker_suffix.is_none() {
+            if let Some(suffix) = landing::marker_suffix_of(&name) {
+                let file = FileRecord::unidentified(name, admission.as_str(), started_at);
+                let reason = format!(
+                    "looks like a completion marker (empty, named *{suffix}), but marker mode is \
+                     off: start the watcher with --marker-suffix {suffix} (MARKER_SUFFIX) to read \
+                     x.csv only once x.csv{suffix} exists"
+                );
+                return self.reject_file(path, &file, &reason).await;
+            }
+        }
         let file = FileRecord {
             file_name: name,
             size_bytes: identity.size as i64,
