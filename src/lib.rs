@@ -7,7 +7,8 @@
 //! one transaction per file, with the ledger) → [`mirror`] (Kafka, from the outbox after
 //! commit). [`watch`] drives the stages; [`serve`] (dashboard, /metrics, /healthz, files)
 //! observes them beside the path. Shared by all: [`config`] (one settings struct built once),
-//! [`schema`] (the contract's names), [`backoff`], [`metrics`], [`progress`], [`telemetry`].
+//! [`schema`] (the contract's names), [`backoff`], [`metrics`], [`progress`], [`status`] (what
+//! the watcher waits for, for /healthz), [`telemetry`].
 
 pub mod backoff;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod mirror;
 pub mod progress;
 pub mod schema;
 pub mod serve;
+pub mod status;
 pub mod telemetry;
 pub mod transform;
 pub mod watch;

@@ -26,6 +26,11 @@ pub const ERRORS: &str = "shopstream_errors_total";
 /// Unix time of the last such error; 0 when there was none.
 pub const LAST_ERROR: &str = "shopstream_last_error_timestamp_seconds";
 
+/// Loads that gave up waiting for a lock another session holds (`load::LOCK_TIMEOUT` each).
+pub const LOCK_TIMEOUTS: &str = "shopstream_lock_timeouts_total";
+/// Files whose load waits for such a lock right now (retried with backoff); 0 when none.
+pub const LOCK_WAITING: &str = "shopstream_lock_waiting_files";
+
 /// Bucket bounds of [`INGEST_SECONDS`], from a small file to a very large one.
 const INGEST_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
@@ -57,6 +62,14 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     );
     describe_counter!(ERRORS, "File attempts that ended in retry later.");
     describe_gauge!(LAST_ERROR, "Unix time of the last error; 0 if none.");
+    describe_counter!(
+        LOCK_TIMEOUTS,
+        "Loads that gave up waiting for a lock another session holds."
+    );
+    describe_gauge!(
+        LOCK_WAITING,
+        "Files whose load waits for a lock another session holds."
+    );
     // Present from the first scrape, so dashboards and alerts see zeros rather than gaps.
     for outcome in ["loaded", "duplicate_file", "rejected"] {
         counter!(FILES, "outcome" => outcome).absolute(0);
@@ -66,6 +79,8 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     }
     counter!(ERRORS).absolute(0);
     gauge!(LAST_ERROR).set(0.0);
+    counter!(LOCK_TIMEOUTS).absolute(0);
+    gauge!(LOCK_WAITING).set(0.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
@@ -106,4 +121,14 @@ pub fn error_seen() {
 /// The mirror backlog as the ledger counts it.
 pub fn set_unmirrored(files: i64) {
     gauge!(UNMIRRORED_FILES).set(files as f64);
+}
+
+/// A load gave up waiting for a lock.
+pub fn lock_timeout() {
+    counter!(LOCK_TIMEOUTS).increment(1);
+}
+
+/// Files waiting for a lock now (`status::WatchStatus` keeps them).
+pub fn set_lock_waiting(files: usize) {
+    gauge!(LOCK_WAITING).set(files as f64);
 }

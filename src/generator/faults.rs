@@ -11,7 +11,7 @@ const TOTAL_AMOUNT: usize = 9;
 /// One way a row can break the contract, with the field it breaks and the value put there.
 /// Each row rule of the contract is hit by at least one entry (tested below); `total_amount`
 /// depends on the event type and has its own faults in [`corrupt`].
-const BAD_VALUES: [(usize, &str); 16] = [
+const BAD_VALUES: [(usize, &str); 17] = [
     (0, ""),
     (0, "not-a-uuid"),
     (1, ""),
@@ -25,12 +25,16 @@ const BAD_VALUES: [(usize, &str); 16] = [
     (7, "-5.00"),
     (8, ""),
     (8, "0"),
-    (8, "two"),
+    // A leap second (it replaced a second non-integer quantity, "two", which hit the same rule
+    // as "1.5").
+    (1, "2026-12-31T23:59:60.000000Z"),
     // A bad device or country no longer rejects its row (it loads with the value NULL and a
     // warning), so these slots break rules that still reject (the year 0011: outside the
     // event-time window); the table keeps its length, so a seed picks the same rows as before.
     (1, "0011-02-20T11:39:00.000000Z"),
     (8, "1.5"),
+    // Nanoseconds, which would be cut to microseconds.
+    (1, "2026-11-01T10:30:00.123456789Z"),
 ];
 
 /// Kinds of fault beyond `BAD_VALUES`: a wrong `total_amount`, and a missing field.

@@ -9,9 +9,11 @@ mod claim;
 mod identity;
 mod settle;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub use archive::{ArchiveError, RejectsFile};
 pub use claim::{release_claim, try_claim};
@@ -52,6 +54,21 @@ pub struct LandingDir {
     /// Marker mode: `x.csv` is complete once `x.csv<suffix>` exists.
     marker_suffix: Option<String>,
     future_mtimes: settle::FutureMtimes,
+    /// Markers seen without their data file, each said once; kept to those still there, so
+    /// bounded by the directory.
+    orphans: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// Suffixes completion markers are commonly given. Without marker mode an empty `x.csv.done`
+/// is a candidate like any file; it is rejected as a marker, not as an empty CSV file.
+const MARKER_SUFFIXES: [&str; 5] = [".done", ".ok", ".ready", ".complete", ".marker"];
+
+/// The marker suffix `name` ends with, if it is named like a completion marker (`x.csv.done`).
+pub fn marker_suffix_of(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    MARKER_SUFFIXES
+        .into_iter()
+        .find(|s| lower.len() > s.len() && lower.ends_with(s))
 }
 
 impl LandingDir {
@@ -68,6 +85,7 @@ impl LandingDir {
             root: fs::canonicalize(root)?,
             marker_suffix,
             future_mtimes: settle::FutureMtimes::default(),
+            orphans: Arc::default(),
         })
     }
 
@@ -113,14 +131,36 @@ impl LandingDir {
     /// so that they can be rejected with a reason instead of lying there unexplained.
     pub fn scan(&self) -> io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
+        let mut orphans = HashSet::new();
         for entry in fs::read_dir(&self.root)? {
             let path = entry?.path();
             if self.is_candidate(&path) {
                 found.push(path);
+            } else if let Some(data) = self.data_file_of_marker(&path) {
+                if fs::symlink_metadata(&data).is_err() {
+                    orphans.insert(path);
+                }
             }
         }
+        self.note_orphans(orphans);
         found.sort();
         Ok(found)
+    }
+
+    /// Says once per marker that its data file is missing (a marker dropped without it, or
+    /// with a name that does not match); the marker is left where it is.
+    fn note_orphans(&self, orphans: HashSet<PathBuf>) {
+        let mut said = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+        for marker in orphans.difference(&said) {
+            let data = self.data_file_of_marker(marker).unwrap_or_default();
+            tracing::warn!(
+                marker = %marker.display(),
+                "A marker without its data file: {} does not exist, so nothing is read for it; \
+                 the marker is left in place.",
+                data.display()
+            );
+        }
+        *said = orphans;
     }
 }
 

@@ -14,6 +14,19 @@ pub enum LoadError {
     /// read again (those rows then count as duplicates).
     #[error("another watcher loaded some of these event ids at the same moment: {}", describe(.0))]
     Conflict(#[source] tokio_postgres::Error),
+    /// A statement waited [`super::LOCK_TIMEOUT`] for a lock another session holds (SQLSTATE
+    /// 55P03); nothing was written, and the file is retried with backoff. `held` names the
+    /// lock when it could be found (`load::lock_holder`).
+    #[error(
+        "waited {}s for {} and gave up; the file is tried again later",
+        super::LOCK_TIMEOUT.as_secs(),
+        .held.as_deref().unwrap_or("a lock held by another session")
+    )]
+    LockTimeout {
+        #[source]
+        source: tokio_postgres::Error,
+        held: Option<String>,
+    },
     /// The database refused the data itself; retrying the same file cannot help.
     #[error("database refused the file: {}", describe(.0))]
     Refused(#[source] tokio_postgres::Error),
@@ -37,7 +50,12 @@ pub enum LoadError {
 
 impl From<tokio_postgres::Error> for LoadError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if is_transient(&e) {
+        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            LoadError::LockTimeout {
+                source: e,
+                held: None,
+            }
+        } else if is_transient(&e) {
             LoadError::Unavailable(e)
         } else {
             LoadError::Refused(e)
@@ -47,7 +65,10 @@ impl From<tokio_postgres::Error> for LoadError {
 
 impl LoadError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LoadError::Unavailable(_) | LoadError::Conflict(_))
+        matches!(
+            self,
+            LoadError::Unavailable(_) | LoadError::Conflict(_) | LoadError::LockTimeout { .. }
+        )
     }
 
     /// Connecting failed for a reason that retrying cannot fix: a wrong password, an unknown
@@ -89,7 +110,7 @@ impl LoadError {
 }
 
 /// The server's own words when it sent any ("db error" alone says nothing), else the client's.
-fn describe(e: &tokio_postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::derive::{copy_purchases, FileDerive};
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
 use super::ledger::{self, FileRecord};
-use super::LoadError;
+use super::{LoadError, LOCK_TIMEOUT};
 use crate::transform::{Batch, RejectedRow, RowWarning};
 
 /// Which of a chunk's event ids are loaded already: committed by anyone, or earlier in this
@@ -33,13 +33,21 @@ const KNOWN_IDS: &str = "SELECT event_id FROM streaming.events WHERE event_id = 
 /// per chunk. The derive's merge sorts a file's keys; with the default 4 MB of work_mem a large
 /// file's would be sorted on disk. With seq scans priced out, the merge's scan of its temporary
 /// tables looks costly enough for JIT compilation, which took 150-200 ms per statement to save
-/// nothing on a few thousand rows.
+/// nothing on a few thousand rows. [`lock_timeout_setting`] follows them.
 const LOAD_SETTINGS: &str =
     "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
 
 /// Distinct derived keys (sessions, products, hours, user-hours) a load holds in memory before
 /// it sends them to its temporary tables: about 20 MB.
 const SPILL_KEYS: usize = 100_000;
+
+/// A lock held by another session (`LOCK TABLE streaming.events` in an open psql transaction)
+/// fails the load after [`LOCK_TIMEOUT`] with `LoadError::LockTimeout` instead of hanging it;
+/// LOCAL, so that it ends with the transaction and the claims' and migrations' advisory locks
+/// outside it still wait as long as they need.
+fn lock_timeout_setting() -> String {
+    format!("SET LOCAL lock_timeout = {}", LOCK_TIMEOUT.as_millis())
+}
 
 const COPY_REJECTED: &str =
     "COPY streaming.rejected_rows (file_id, line, column_name, reason, raw_line) \
@@ -89,10 +97,13 @@ impl<'a> FileLoad<'a> {
     /// Opens the transaction and inserts the file's ledger row.
     ///
     /// # Errors
-    /// `Unavailable` when Postgres is away (retry later), `Refused` for anything else.
+    /// `Unavailable` when Postgres is away (retry later), `LockTimeout` when another session
+    /// holds a lock this load needs (any statement of the load may say so), `Refused` for
+    /// anything else.
     pub async fn begin(client: &'a mut Client, file: &FileRecord) -> Result<Begun<'a>, LoadError> {
         let tx = client.transaction().await?;
-        tx.batch_execute(LOAD_SETTINGS).await?;
+        tx.batch_execute(&format!("{LOAD_SETTINGS}; {}", lock_timeout_setting()))
+            .await?;
         match ledger::insert_loading(&tx, file).await {
             Ok(file_id) => Ok(Begun::Started(FileLoad {
                 tx,
@@ -185,6 +196,7 @@ pub async fn record_quarantine(
     kept: &[RejectedRow],
 ) -> Result<i64, LoadError> {
     let tx = client.transaction().await?;
+    tx.batch_execute(&lock_timeout_setting()).await?;
     let file_id = ledger::record_quarantined(&tx, file, error, counts).await?;
     copy_rejected_rows(&tx, file_id, kept).await?;
     tx.commit().await?;

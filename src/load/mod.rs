@@ -2,7 +2,8 @@
 //! `sql/` migrations, [`encode`] turns a chunk's good rows into binary COPY tuples (with
 //! [`binary`] for `numeric` and `jsonb`), [`file_load`] loads one file in ONE transaction (with
 //! [`derive`] for what its new events add to purchases, hourly stats and analytics), and
-//! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once.
+//! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once;
+//! [`locks`] bounds how long a load waits for another session's lock.
 //! Never reads or moves files and never talks to Kafka.
 
 pub mod binary;
@@ -12,9 +13,11 @@ mod encode;
 mod error;
 mod file_load;
 pub mod ledger;
+mod locks;
 
 pub use connect::{connect, connect_with_retry, migrate};
 pub use encode::{encode_events, EncodedEvents};
-pub use error::LoadError;
+pub use error::{describe, LoadError};
 pub use file_load::{record_quarantine, Begun, FileLoad, Spent};
 pub use ledger::{Counts, FileRecord, LoadedFile};
+pub use locks::{lock_holder, LOCK_TIMEOUT};

@@ -1,5 +1,5 @@
 //! The watcher's HTTP server (axum): `/` the live dashboard, `/metrics` Prometheus text,
-//! `/healthz` Postgres and Kafka reachability as JSON, `/files` and `/files.json` the per-file
+//! `/healthz` Postgres and Kafka reachability and the watcher's lock waits as JSON, `/files` and `/files.json` the per-file
 //! lifecycle. Read-only towards the pipeline: it has its own Postgres connection, made lazily,
 //! so it serves (and says what is down) even while Postgres is away.
 
@@ -22,6 +22,8 @@ use tokio::sync::{watch, Mutex, MutexGuard};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
+use crate::status::WatchStatus;
+
 pub use data::{snapshot, Snapshot};
 pub use files::FileLifecycle;
 pub use health::{Check, Health};
@@ -38,15 +40,27 @@ pub enum ServeError {
 /// How long the server waits for a Postgres connection before answering "down".
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// For the server's own session. Its one connection is shared by every page, so a query stuck
+/// behind a lock (a `LOCK TABLE` in someone's open transaction, a long `ALTER TABLE`) would hang
+/// the dashboard, `/files` and `/metrics` alike: a lock is waited for 1 s, a statement runs at
+/// most 3 s, and then the page answers with the error, quickly.
+const SESSION_SETTINGS: &str = "SET statement_timeout = 3000; SET lock_timeout = 1000";
+
+/// How long `/metrics` waits for the mirror backlog count; after that it serves the last value
+/// (stale rather than late: a scrape has its own timeout, 10 s by default in Prometheus).
+const METRICS_DB_BUDGET: Duration = Duration::from_secs(2);
+
 struct AppState {
     database_url: String,
     prometheus: PrometheusHandle,
     kafka: health::KafkaProbe,
     pg: Mutex<Option<Client>>,
+    status: WatchStatus,
 }
 
 /// Binds `addr` and serves until `shutdown` turns true. Returns the bound address (useful with
-/// port 0) once listening; the server runs on its own task.
+/// port 0) once listening; the server runs on its own task. `status` is the watcher's, for
+/// `/healthz`.
 ///
 /// # Errors
 /// The address cannot be bound (in use, not local).
@@ -55,6 +69,7 @@ pub async fn spawn(
     database_url: String,
     kafka_brokers: Option<&str>,
     prometheus: PrometheusHandle,
+    status: WatchStatus,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SocketAddr, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -68,6 +83,7 @@ pub async fn spawn(
         prometheus,
         kafka: health::KafkaProbe::new(kafka_brokers),
         pg: Mutex::new(None),
+        status,
     });
     let app = router(state);
     tokio::spawn(async move {
@@ -89,6 +105,7 @@ pub async fn spawn(
 /// set, starts the server. Failures are logged, never fatal: ingesting matters more.
 pub async fn start(
     settings: &crate::config::WatchSettings,
+    status: WatchStatus,
     shutdown: watch::Receiver<bool>,
 ) -> Option<SocketAddr> {
     let addr = settings.http_addr?;
@@ -105,6 +122,7 @@ pub async fn start(
         settings.database_url.clone(),
         brokers,
         prometheus,
+        status,
         shutdown,
     )
     .await
@@ -134,7 +152,13 @@ impl AppState {
         if guard.as_ref().is_none_or(Client::is_closed) {
             let connect = crate::load::connect(&self.database_url);
             match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(client)) => *guard = Some(client),
+                Ok(Ok(client)) => {
+                    client
+                        .batch_execute(SESSION_SETTINGS)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    *guard = Some(client);
+                }
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(_) => return Err("Postgres did not answer in time".into()),
             }
@@ -146,7 +170,9 @@ impl AppState {
 async fn dashboard_page(State(state): State<Arc<AppState>>) -> Html<String> {
     let read = match state.client().await {
         Ok(guard) => match guard.as_ref() {
-            Some(client) => data::snapshot(client).await.map_err(|e| e.to_string()),
+            Some(client) => data::snapshot(client)
+                .await
+                .map_err(|e| crate::load::describe(&e)),
             None => Err("no Postgres connection".into()),
         },
         Err(e) => Err(e),
@@ -161,13 +187,24 @@ async fn dashboard_page(State(state): State<Arc<AppState>>) -> Html<String> {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    if let Ok(guard) = state.client().await {
-        if let Some(client) = guard.as_ref() {
-            match crate::mirror::outbox::unmirrored(client).await {
-                Ok(files) => crate::metrics::set_unmirrored(files.len() as i64),
-                Err(e) => warn!(error = %e, "Cannot count the mirror backlog for /metrics."),
+    let backlog = async {
+        if let Ok(guard) = state.client().await {
+            if let Some(client) = guard.as_ref() {
+                match crate::mirror::outbox::unmirrored(client).await {
+                    Ok(files) => crate::metrics::set_unmirrored(files.len() as i64),
+                    Err(e) => {
+                        let error = crate::load::describe(&e);
+                        warn!(%error, "Cannot count the mirror backlog for /metrics.");
+                    }
+                }
             }
         }
+    };
+    if tokio::time::timeout(METRICS_DB_BUDGET, backlog)
+        .await
+        .is_err()
+    {
+        warn!("Postgres did not count the mirror backlog in time; /metrics shows the last count.");
     }
     state.prometheus.run_upkeep();
     (
@@ -183,14 +220,21 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         let Some(client) = guard.as_ref() else {
             return Err(Check::down("no Postgres connection"));
         };
-        match tokio::time::timeout(health::CHECK_TIMEOUT, client.simple_query("SELECT 1")).await {
-            Ok(Ok(_)) => Ok(Check::ok()),
-            Ok(Err(e)) => Err(Check::down(e)),
-            Err(_) => Err(Check::down("Postgres did not answer in time")),
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| Check::down(crate::load::describe(&e)))?;
+        Ok(Check::ok())
+    };
+    // Bounded as a whole: another page may hold the server's connection for a while.
+    let postgres = async {
+        match tokio::time::timeout(health::CHECK_TIMEOUT, postgres).await {
+            Ok(checked) => checked.unwrap_or_else(|c| c),
+            Err(_) => Check::down("Postgres did not answer in time"),
         }
     };
     let (postgres, kafka) = tokio::join!(postgres, state.kafka.check());
-    let health = Health::new(postgres.unwrap_or_else(|c| c), kafka);
+    let health = Health::new(postgres, kafka, Check::watcher(&state.status));
     let code = if health.status == "ok" {
         StatusCode::OK
     } else {
@@ -209,7 +253,7 @@ async fn read_files(state: &AppState, limit: Option<i64>) -> Result<Vec<FileLife
     let client = guard.as_ref().ok_or("no Postgres connection")?;
     files::recent(client, limit.unwrap_or(200))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::load::describe(&e))
 }
 
 async fn files_page(

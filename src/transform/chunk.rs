@@ -25,7 +25,7 @@ pub(super) fn transform_chunk(
     let mut lines: Vec<u64> = Vec::with_capacity(records.len());
     let mut kept: Vec<Record> = Vec::with_capacity(records.len());
     for r in records {
-        if r.fields == width && !r.open_quote {
+        if r.fields == width && !r.open_quote && !r.lone_cr {
             clean.extend_from_slice(&chunk[r.start..r.end]);
             clean.push(b'\n');
             lines.push(r.line);
@@ -129,7 +129,11 @@ pub(super) fn transform_chunk(
 }
 
 fn shape_reason(r: &Record, width: usize) -> String {
-    if r.open_quote {
+    if r.lone_cr {
+        "holds a carriage return (CR) without a line feed: a lone CR does not end a line here \
+         (old Mac line endings?); write the file with LF or CRLF line ends"
+            .to_string()
+    } else if r.open_quote {
         "the row ends inside a quoted field (a cut-off last line?)".to_string()
     } else {
         format!("has {} fields where the header has {width}", r.fields)

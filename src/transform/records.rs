@@ -15,6 +15,10 @@ pub struct Record {
     pub fields: usize,
     /// The record ended inside an open quote (only possible for the file's last record).
     pub open_quote: bool,
+    /// A CR outside quotes not followed by LF: old Mac line ends, or a stray CR. Not taken as a
+    /// line end (a CR alone ends no line in any CSV dialect Polars reads), so the row is rejected
+    /// as such rather than as two rows merged into one with a puzzling field count.
+    pub lone_cr: bool,
 }
 
 /// Splits records incrementally; feed it buffers, it reports complete records.
@@ -49,6 +53,7 @@ impl RecordSplitter {
         let mut in_quotes = false;
         let mut fields = 1;
         let mut blank = true;
+        let mut lone_cr = false;
         for (i, &b) in bytes.iter().enumerate() {
             match b {
                 b'"' => {
@@ -70,12 +75,14 @@ impl RecordSplitter {
                                 end,
                                 fields,
                                 open_quote: false,
+                                lone_cr,
                             });
                         }
                         start = i + 1;
                         record_line = line;
                         fields = 1;
                         blank = true;
+                        lone_cr = false;
                     }
                 }
                 _ if b == self.delimiter => {
@@ -83,7 +90,14 @@ impl RecordSplitter {
                         fields += 1;
                     }
                 }
-                b' ' | b'\t' | b'\r' => {}
+                // At the buffer's end the LF may come with the next one; at the file's end a CR
+                // ends the last line.
+                b'\r' => {
+                    if !in_quotes && bytes.get(i + 1).is_some_and(|&next| next != b'\n') {
+                        lone_cr = true;
+                    }
+                }
+                b' ' | b'\t' => {}
                 _ => blank = false,
             }
         }
@@ -95,6 +109,7 @@ impl RecordSplitter {
                     end: bytes.len(),
                     fields,
                     open_quote: in_quotes,
+                    lone_cr,
                 });
             }
             self.next_line = line;

@@ -19,12 +19,19 @@ pub const QUANTITY: &str = "__quantity";
 const UUID_PATTERN: &str =
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 /// Decimals as written by shops and spreadsheets; no exponent, no NaN or infinity, which
-/// `numeric` would either refuse or store as nonsense.
-const PRICE_PATTERN: &str = r"^\+?[0-9]+(\.[0-9]+)?$";
-const AMOUNT_PATTERN: &str = r"^[-+]?[0-9]+(\.[0-9]+)?$";
+/// `numeric` would either refuse or store as nonsense. Prices and totals alike: no minus sign,
+/// not even on 0 (`-0` is as likely a sign error as a refund, and refunds are no event type of
+/// the contract), so a negative total cannot lower the revenue.
+const AMOUNT_PATTERN: &str = r"^\+?[0-9]+(\.[0-9]+)?$";
 /// The digits an amount may carry (`load::derive::sum`): revenue is summed exactly on the
 /// watcher, in 38 digits.
-const AMOUNT_DIGITS_PATTERN: &str = r"^[-+]?0*[0-9]{1,20}(\.[0-9]{1,12})?$";
+const AMOUNT_DIGITS_PATTERN: &str = r"^\+?0*[0-9]{1,20}(\.[0-9]{1,12})?$";
+/// `:60`, a leap second: chrono and Polars read it as the next second (23:59:60 on 31 December
+/// as the next year), and Postgres has no leap seconds either.
+const LEAP_SECOND_PATTERN: &str = r"[T ][0-9]{2}:[0-9]{2}:60";
+/// A fraction with a non-zero digit past the sixth: `timestamptz` keeps microseconds, and the
+/// rest would be cut without a word (trailing zeros lose nothing and pass).
+const SUB_MICROSECOND_PATTERN: &str = r"\.[0-9]{6}0*[1-9]";
 const INTEGER_PATTERN: &str = r"^\+?[0-9]{1,9}$";
 const COUNTRY_PATTERN: &str = r"^[A-Z]{2}$";
 
@@ -167,7 +174,11 @@ fn any_of(column: &str, values: &[&str]) -> Expr {
 }
 
 fn mismatches(column: &str, pattern: &str) -> Expr {
-    col(column).str().contains(lit(pattern), true).not()
+    matches(column, pattern).not()
+}
+
+fn matches(column: &str, pattern: &str) -> Expr {
+    col(column).str().contains(lit(pattern), true)
 }
 
 /// The contract's row rules, in the order a row is checked; the first broken rule is reported.
@@ -187,6 +198,17 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
             "not a UUID",
         ),
         rule("event_time", missing("event_time"), "required"),
+        rule(
+            "event_time",
+            matches("event_time", LEAP_SECOND_PATTERN),
+            "a leap second (:60) is not supported; it would be stored as the next second",
+        ),
+        rule(
+            "event_time",
+            matches("event_time", SUB_MICROSECOND_PATTERN),
+            "has a fraction of a second finer than microseconds, which would be cut \
+             (at most 6 digits are stored)",
+        ),
         rule(
             "event_time",
             col(TIME).is_null(),
@@ -213,7 +235,7 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
         rule("product_price", missing("product_price"), "required"),
         rule(
             "product_price",
-            mismatches("product_price", PRICE_PATTERN),
+            mismatches("product_price", AMOUNT_PATTERN),
             "not a decimal number ≥ 0 like 19.99",
         ),
         rule("quantity", missing("quantity"), "required"),
@@ -231,7 +253,7 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
         rule(
             "total_amount",
             present("total_amount").and(mismatches("total_amount", AMOUNT_PATTERN)),
-            "not a decimal number like 39.98",
+            "not a decimal number ≥ 0 like 39.98",
         ),
         rule(
             "total_amount",

@@ -13,7 +13,7 @@ use super::stuck::Destination;
 use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError};
 use crate::load::ledger;
-use crate::load::{self, Counts, FileRecord, LoadedFile, Spent};
+use crate::load::{self, Counts, FileRecord, LoadError, LoadedFile, Spent};
 use crate::transform::{Header, RejectedRow};
 
 impl Watcher {
@@ -23,6 +23,7 @@ impl Watcher {
     pub(super) async fn process(&mut self, path: &Path, admission: Admission) -> Outcome {
         let outcome = self.claim_and_process(path, admission).await;
         self.stats.record(&outcome);
+        self.note_lock_wait(path, &outcome);
         outcome
     }
 
@@ -78,6 +79,17 @@ impl Watcher {
                 }
                 Err(e) => return Outcome::Retry(RetryCause::Task(format!("hashing: {e}"))),
             };
+        if identity.size == 0 && self.settings.marker_suffix.is_none() {
+            if let Some(suffix) = landing::marker_suffix_of(&name) {
+                let file = FileRecord::unidentified(name, admission.as_str(), started_at);
+                let reason = format!(
+                    "looks like a completion marker (empty, named *{suffix}), but marker mode is \
+                     off: start the watcher with --marker-suffix {suffix} (MARKER_SUFFIX) to read \
+                     x.csv only once x.csv{suffix} exists"
+                );
+                return self.reject_file(path, &file, &reason).await;
+            }
+        }
         let file = FileRecord {
             file_name: name,
             size_bytes: identity.size as i64,
@@ -150,6 +162,11 @@ impl Watcher {
         drop(rx);
         let streamed = match streamed {
             Ok(streamed) => streamed,
+            // The lock is released when its holder is done; name the holder while it still is.
+            Err(LoadError::LockTimeout { source, .. }) => {
+                let held = load::lock_holder(&self.client).await;
+                return Outcome::Retry(LoadError::LockTimeout { source, held }.into());
+            }
             Err(e) if e.is_retryable() => return Outcome::Retry(e.into()),
             Err(e) => return self.reject_file(path, file, &e.to_string()).await,
         };

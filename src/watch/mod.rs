@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 use tokio_postgres::Client;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::{redact_url, WatchSettings};
 use crate::landing::LandingDir;
 use crate::load::{self, LoadError};
 use crate::mirror::{outbox, MirrorError, Relay, RelaySettings};
+use crate::status::WatchStatus;
 use crate::transform::{ProfileError, Profiles};
 pub use outcome::{Outcome, RetryCause, RunStats};
 
@@ -72,9 +73,13 @@ fn retry_backoff() -> Backoff {
 }
 
 /// Says that `path` is tried again after `delay`, and why; a fault also counts as an error.
+/// A wait for a lock is said once when it starts ([`Watcher::note_lock_wait`]), not per retry.
 fn note_retry(path: &Path, cause: &RetryCause, delay: Duration) {
     let retry_in_ms = delay.as_millis() as u64;
-    if cause.is_fault() {
+    if matches!(cause, RetryCause::Database(LoadError::LockTimeout { .. })) {
+        crate::metrics::error_seen();
+        debug!(file = %path.display(), error = %cause, retry_in_ms, "Will retry the file.");
+    } else if cause.is_fault() {
         crate::metrics::error_seen();
         warn!(file = %path.display(), error = %cause, retry_in_ms, "Will retry the file.");
     } else {
@@ -94,6 +99,8 @@ struct Watcher {
     stats: RunStats,
     /// Files whose fate is committed but that could not leave the landing directory.
     stuck: stuck::StuckFiles,
+    /// Shared by all workers and `/healthz`: the files waiting for a lock.
+    status: WatchStatus,
 }
 
 /// Runs the watcher until `shutdown` turns true (or, with `--once`, until the directory is done).
@@ -110,7 +117,8 @@ pub async fn run(
             source,
         },
     )?;
-    crate::serve::start(&settings, shutdown.clone()).await; // analytics: serves before Postgres is up.
+    let status = WatchStatus::default();
+    crate::serve::start(&settings, status.clone(), shutdown.clone()).await; // analytics: serves before Postgres is up.
     info!(database = %redact_url(&settings.database_url), landing = %landing.root.display(), "Connecting to Postgres.");
     // A stop requested while Postgres is still unreachable ends the run at once: nothing is open.
     let mut client = tokio::select! {
@@ -148,6 +156,7 @@ pub async fn run(
             lead: index == 0,
             stats: RunStats::default(),
             stuck: stuck.clone(),
+            status: status.clone(),
         });
     }
     workers[0].drain_mirror_backlog().await;
@@ -234,6 +243,35 @@ impl Watcher {
             self.client = load::connect(&self.settings.database_url).await?;
         }
         Ok(())
+    }
+
+    /// A load that gave up on another session's lock starts (or goes on with) a stall, told to
+    /// `/healthz` and said once at WARN; any other end of an attempt at the file ends its wait,
+    /// and the end of the stall is said once too. Busy leaves it as it was: another watcher has
+    /// the file now.
+    fn note_lock_wait(&self, path: &Path, outcome: &Outcome) {
+        match outcome {
+            Outcome::Retry(RetryCause::Database(LoadError::LockTimeout { held, .. })) => {
+                crate::metrics::lock_timeout();
+                let held = held.as_deref().unwrap_or("a lock (row or transaction)");
+                if self.status.lock_wait(path, held) {
+                    warn!(
+                        lock_timeout_s = load::LOCK_TIMEOUT.as_secs(),
+                        "Loading is blocked: another session holds {held}. Nothing was written; \
+                         the file is retried with backoff until the lock is released (/healthz says waiting)."
+                    );
+                }
+            }
+            Outcome::Busy => {}
+            _ => self.lock_wait_over(path),
+        }
+    }
+
+    /// `path` waits for no lock any more.
+    fn lock_wait_over(&self, path: &Path) {
+        if self.status.lock_released(path) {
+            info!("The lock was released; loading goes on.");
+        }
     }
 
     /// Relays a committed file to Kafka when the mirror is on; a failure leaves it in the backlog.

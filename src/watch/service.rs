@@ -79,6 +79,7 @@ impl Watcher {
         let admission = match (self.landing.readiness(path, self.settings.settle), hint) {
             // Waiting for its marker (a rescan or the marker's event brings it back), or gone.
             (Readiness::AwaitingMarker | Readiness::Gone, _) => {
+                self.lock_wait_over(path);
                 pending.remove(path);
                 return;
             }

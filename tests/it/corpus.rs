@@ -163,7 +163,7 @@ fn cases() -> Vec<Case> {
     };
 
     // Row rules of the contract: one good row (line 2) and one bad row (line 3) each.
-    let rules: [(&str, &str, &str, &str); 18] = [
+    let rules: [(&str, &str, &str, &str); 21] = [
         ("r01_event_id_missing", "event_id", "", "required"),
         (
             "r02_event_id_not_uuid",
@@ -233,6 +233,27 @@ fn cases() -> Vec<Case> {
             "outside the plausible event_time window 1990-01-01..now+2d (a profile's \
              event_time_window or --event-time-window) (got \"0011-02-20T11:39:00Z\")",
         ),
+        // A minus sign is refused on prices and totals alike, also on 0 (r28 for totals).
+        (
+            "r33_product_price_minus_zero",
+            "product_price",
+            "-0",
+            "not a decimal number ≥ 0 like 19.99 (got \"-0\")",
+        ),
+        (
+            "r32_event_time_leap_second",
+            "event_time",
+            "2026-12-31T23:59:60Z",
+            "a leap second (:60) is not supported; it would be stored as the next second \
+             (got \"2026-12-31T23:59:60Z\")",
+        ),
+        (
+            "r31_event_time_nanoseconds",
+            "event_time",
+            "2026-11-01T10:30:00.1234567891Z",
+            "has a fraction of a second finer than microseconds, which would be cut (at most 6 \
+             digits are stored) (got \"2026-11-01T10:30:00.1234567891Z\")",
+        ),
     ];
     // A damaged optional value costs its row nothing: loaded with it NULL and a warning.
     for (name, column, value) in [
@@ -271,7 +292,55 @@ fn cases() -> Vec<Case> {
             vec![(
                 3,
                 Some("total_amount"),
-                "not a decimal number like 39.98 (got \"abc\")".into(),
+                "not a decimal number ≥ 0 like 39.98 (got \"abc\")".into(),
+            )],
+        ),
+    );
+    add(
+        "r28_total_amount_negative.csv",
+        Input::Bytes(csv(&[
+            purchase(128, 1, "9.99"),
+            purchase(128, 2, "-5"),
+            purchase(128, 3, "-0"),
+            purchase(128, 4, "0"),
+            // Trailing zeros past the sixth digit lose nothing.
+            with(
+                purchase(128, 5, "9.99"),
+                "event_time",
+                "2026-11-01T10:30:00.123456000Z",
+            ),
+        ])),
+        loaded_with(
+            3,
+            vec![
+                (
+                    3,
+                    Some("total_amount"),
+                    "not a decimal number ≥ 0 like 39.98 (got \"-5\")".into(),
+                ),
+                (
+                    4,
+                    Some("total_amount"),
+                    "not a decimal number ≥ 0 like 39.98 (got \"-0\")".into(),
+                ),
+            ],
+        ),
+    );
+    // A lone CR inside a line: one row rejected naming it, the rows around it load.
+    let mut lone_cr = csv(&[row(130, 1)]);
+    lone_cr.extend(format!("{}\r{}\n", row(130, 2).join(","), row(130, 3).join(",")).bytes());
+    lone_cr.extend(format!("{}\n", row(130, 4).join(",")).bytes());
+    add(
+        "r30_lone_carriage_return.csv",
+        Input::Bytes(lone_cr),
+        loaded_with(
+            2,
+            vec![(
+                3,
+                None,
+                "holds a carriage return (CR) without a line feed: a lone CR does not end a \
+                 line here (old Mac line endings?); write the file with LF or CRLF line ends"
+                    .into(),
             )],
         ),
     );
@@ -308,6 +377,17 @@ fn cases() -> Vec<Case> {
         "f01_empty.csv",
         Input::Bytes(vec![]),
         Expect::Rejected("the file is empty (no header, no rows)".into()),
+    );
+    // The corpus runs without marker mode.
+    add(
+        "f01_orders.csv.done",
+        Input::Bytes(vec![]),
+        Expect::Rejected(
+            "looks like a completion marker (empty, named *.done), but marker mode is off: \
+             start the watcher with --marker-suffix .done (MARKER_SUFFIX) to read x.csv only \
+             once x.csv.done exists"
+                .into(),
+        ),
     );
     add(
         "f02_only_blank_and_comma_lines.csv",

@@ -34,5 +34,5 @@ mod scale;
 mod security;
 /// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
 mod service;
-/// Inputs that used to stall a run silently: a non-UTF-8 name, a future mtime.
+/// What used to stall a run silently: a non-UTF-8 name, a future mtime, a held table lock.
 mod stalls;

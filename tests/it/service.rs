@@ -187,6 +187,8 @@ async fn in_marker_mode_a_file_waits_for_its_marker() {
     let watcher = cmd.spawn().expect("start shopstream-watch");
     let pg = db.client().await;
     wait_for_schema(&pg).await;
+    // A marker whose data file never comes: said once, however many rescans see it.
+    std::fs::write(landing.path().join("orphan.csv.done"), b"").unwrap();
     generate(landing.path(), 1, 500, 53, &[]);
     let data = std::fs::read_dir(landing.path())
         .unwrap()
@@ -213,6 +215,18 @@ async fn in_marker_mode_a_file_waits_for_its_marker() {
         "loaded once its marker appeared; log:\n{}",
         std::fs::read_to_string(&log).unwrap()
     );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let orphan_lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("A marker without its data file"))
+        .collect();
+    assert_eq!(orphan_lines.len(), 1, "{logged}");
+    assert!(orphan_lines[0].contains("WARN"), "{logged}");
+    assert!(
+        orphan_lines[0].contains("orphan.csv does not exist"),
+        "{logged}"
+    );
+    assert!(landing.path().join("orphan.csv.done").exists());
     let name = data.file_name().unwrap().to_string_lossy().into_owned();
     let processed = landing.path().join("processed");
     assert!(processed.join(&name).exists());

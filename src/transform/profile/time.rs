@@ -45,6 +45,28 @@ impl TimeFormat {
     /// # Errors
     /// A reason when the text fits the format but names no instant in `zone` (a DST gap).
     pub(crate) fn parse(&self, text: &str, zone: Zone) -> Result<Option<DateTime<Utc>>, String> {
+        let Some(instant) = self.parse_any(text, zone)? else {
+            return Ok(None);
+        };
+        // The same rules as the native contract's (`rules.rs`): nothing is stored altered.
+        let nanos = instant.timestamp_subsec_nanos();
+        if nanos >= 1_000_000_000 {
+            Err(
+                "a leap second (:60) is not supported; it would be stored as the next second"
+                    .into(),
+            )
+        } else if nanos % 1000 != 0 {
+            Err(
+                "has a fraction of a second finer than microseconds, which would be cut \
+                 (at most 6 digits are stored)"
+                    .into(),
+            )
+        } else {
+            Ok(Some(instant))
+        }
+    }
+
+    fn parse_any(&self, text: &str, zone: Zone) -> Result<Option<DateTime<Utc>>, String> {
         match self {
             TimeFormat::Rfc3339 => Ok(DateTime::parse_from_rfc3339(text)
                 .ok()
