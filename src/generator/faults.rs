@@ -11,7 +11,7 @@ const TOTAL_AMOUNT: usize = 9;
 /// One way a row can break the contract, with the field it breaks and the value put there.
 /// Each row rule of the contract is hit by at least one entry (tested below); `total_amount`
 /// depends on the event type and has its own faults in [`corrupt`].
-const BAD_VALUES: [(usize, &str); 17] = [
+const BAD_VALUES: [(usize, &str); 18] = [
     (0, ""),
     (0, "not-a-uuid"),
     (1, ""),
@@ -35,6 +35,8 @@ const BAD_VALUES: [(usize, &str); 17] = [
     (8, "1.5"),
     // Nanoseconds, which would be cut to microseconds.
     (1, "2026-11-01T10:30:00.123456789Z"),
+    // More digits than the watcher sums exactly (checked before "empty unless a purchase").
+    (TOTAL_AMOUNT, "123456789012345678901.50"),
 ];
 
 /// Kinds of fault beyond `BAD_VALUES`: a wrong `total_amount`, and a missing field.

@@ -76,7 +76,7 @@ pub struct FileLoad<'a> {
     /// Chunks added so far.
     chunks: u32,
     /// What the new events add to the derived tables, merged at commit.
-    derive: FileDerive,
+    derive: Box<FileDerive>,
 }
 
 /// Where a file's load spent its time in Postgres: logged with each file, summed by
@@ -111,7 +111,7 @@ impl<'a> FileLoad<'a> {
                 counts: ledger::Counts::default(),
                 spent: Spent::default(),
                 chunks: 0,
-                derive: FileDerive::default(),
+                derive: Box::default(),
             })),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
