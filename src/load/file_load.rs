@@ -27,12 +27,16 @@ use crate::transform::{Batch, RejectedRow, RowWarning};
 
 /// Which of a chunk's events are loaded already (committed by anyone, or earlier in this file's
 /// own transaction, so a repeat across chunks is caught too). An event is its id AND its event
-/// time (sql/V11): each pair is one descent of its day's primary key, and the chunk's time range
-/// prunes the probe to the chunk's own days, however many days the table holds.
+/// time (sql/V11): each pair is one descent of its own day's primary key (run-time pruning), and
+/// the chunk's time range prunes the plan to the chunk's days, however many days the table holds.
+/// LATERAL ... LIMIT 1 keeps it a loop of probes: as a semi-join, the planner (which knows the
+/// array's size) hashes every key of the chunk's days instead, a scan of whole days per chunk
+/// (measured: 1-2.5 s per chunk at 3M events, against 0.1 s for the probes).
 const KNOWN_EVENTS: &str =
     "SELECT k.id, k.t FROM unnest($1::uuid[], $2::timestamptz[]) AS k(id, t) \
-    WHERE EXISTS (SELECT FROM streaming.events e \
-        WHERE e.event_time = k.t AND e.event_id = k.id AND e.event_time BETWEEN $3 AND $4)";
+    CROSS JOIN LATERAL (SELECT FROM streaming.events e \
+        WHERE e.event_time = k.t AND e.event_id = k.id AND e.event_time BETWEEN $3 AND $4 \
+        LIMIT 1) known";
 
 /// The origin DERIVE bins hours from: any whole UTC hour.
 const UTC_EPOCH: DateTime<Utc> = DateTime::UNIX_EPOCH;
