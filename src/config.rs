@@ -261,6 +261,20 @@ pub struct WatchArgs {
         value_name = "EARLIEST..LATEST"
     )]
     pub event_time_window: crate::transform::TimeWindow,
+    /// An admin command instead of watching (for a scheduler such as cron).
+    #[command(subcommand)]
+    pub command: Option<WatchCommand>,
+}
+
+/// Admin commands of shopstream-watch; each connects, migrates, does its work and exits.
+#[derive(Debug, clap::Subcommand)]
+pub enum WatchCommand {
+    /// Drops events and purchases older than DAYS whole UTC days (whole daily partitions, in one
+    /// transaction noted in streaming.retention_runs); aggregates and the ledger stay.
+    Retain {
+        #[arg(long)]
+        days: u32,
+    },
 }
 
 /// Validated watcher settings.

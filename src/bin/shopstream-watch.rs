@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
-use shopstream::config::WatchArgs;
+use shopstream::config::{WatchArgs, WatchCommand};
 use shopstream::telemetry::{eprint_line, print_line};
 use shopstream::watch::{RunStats, WatchError};
-use shopstream::{telemetry, watch};
+use shopstream::{load, telemetry, watch};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// A setting that retrying cannot fix (as sysexits' EX_USAGE would be, kept small for shells).
@@ -52,7 +52,11 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<ExitCode> {
-    let settings = WatchArgs::parse().validate()?;
+    let mut args = WatchArgs::parse();
+    if let Some(WatchCommand::Retain { days }) = args.command.take() {
+        return retain(&args.database_url, days).await;
+    }
+    let settings = args.validate()?;
     let once = settings.once;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -75,6 +79,26 @@ async fn run() -> anyhow::Result<ExitCode> {
     if once && stats.files_left > 0 && signo != 0 {
         return Ok(ExitCode::from(128 + signo));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `shopstream-watch retain --days N`: drops the days older than N whole days, prints what.
+async fn retain(url: &str, days: u32) -> anyhow::Result<ExitCode> {
+    let mut client =
+        load::connect_with_retry(url, Some(std::time::Duration::from_secs(30))).await?;
+    load::migrate(&mut client).await?;
+    let before = load::retention_horizon(chrono::Utc::now(), days);
+    let r = load::drop_days_before(&mut client, before).await?;
+    print_line(&format!(
+        "shopstream-watch retain: events before {} dropped: {} day(s), {} events, {} purchases{}",
+        r.dropped_before.to_rfc3339(),
+        r.days_dropped,
+        r.events_dropped,
+        r.purchases_dropped,
+        r.run_id
+            .map(|id| format!(" (streaming.retention_runs {id})"))
+            .unwrap_or_default(),
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,6 +43,8 @@ pub struct EncodedEvents {
     pub(super) ids: Vec<Uuid>,
     /// What the derive needs of each row, in the same order.
     pub(super) facts: Vec<EventFacts>,
+    /// Each row's event time in microseconds: with the id, what makes an event (sql/V11).
+    pub(super) times: Vec<i64>,
     /// Every row's tuple but its last field, `file_id`, which exists once the ledger row does.
     pub(super) tuples: Bytes,
     pub(super) ends: Vec<usize>,
@@ -91,6 +93,7 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
     let mut encoded = EncodedEvents {
         ids: Vec::with_capacity(good.height()),
         facts: Vec::with_capacity(good.height()),
+        times: Vec::with_capacity(good.height()),
         tuples: Bytes::new(),
         ends: Vec::with_capacity(good.height()),
     };
@@ -104,7 +107,11 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         let id = id.and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(
             || polars_err!(ComputeError: "an event id is not a UUID after validation"),
         )?;
-        let time: Option<DateTime<Utc>> = time.and_then(DateTime::from_timestamp_micros);
+        // The rules admitted only rows with a time in range; anything else here is a bug.
+        let micros = time.ok_or_else(
+            || polars_err!(ComputeError: "an event has no event_time after validation"),
+        )?;
+        let time: Option<DateTime<Utc>> = DateTime::from_timestamp_micros(micros);
         // The rules checked the range; an out-of-range value would meet NOT NULL and fail loudly.
         let quantity = quantity.and_then(|q| i32::try_from(q).ok());
         out.put_i16(COPY_EVENTS_FIELDS);
@@ -131,6 +138,7 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         encoded
             .facts
             .push(facts(&text, time, quantity, price, total)?);
+        encoded.times.push(micros);
         encoded.ends.push(out.len());
     }
     encoded.tuples = out.freeze();

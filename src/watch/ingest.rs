@@ -151,6 +151,7 @@ impl Watcher {
         let file = &with_extra_columns_noted(file, &header);
         let streamed = stream_into_postgres(
             &mut self.client,
+            &self.partitions,
             file,
             &mut rx,
             &mut rejects,

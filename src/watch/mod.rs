@@ -93,6 +93,8 @@ struct Watcher {
     profiles: Profiles,
     landing: LandingDir,
     client: Client,
+    /// Creates the daily partitions a file's rows need; shared by the workers.
+    partitions: load::Partitions,
     relay: Option<Relay>,
     /// The lead worker alone drains the mirror backlog, so that no file is relayed twice at once.
     lead: bool,
@@ -129,6 +131,7 @@ pub async fn run(
         }
     };
     load::migrate(&mut client).await?;
+    load::warn_on_stock_settings(&client).await;
     let relay_settings = relay_settings(&settings);
     match &relay_settings {
         Some(r) => {
@@ -144,6 +147,7 @@ pub async fn run(
     for _ in 1..settings.workers {
         clients.push(load::connect(&settings.database_url).await?);
     }
+    let partitions = load::Partitions::new(&settings.database_url);
     let mut workers = Vec::with_capacity(clients.len());
     let stuck = stuck::StuckFiles::default();
     for (index, client) in clients.into_iter().enumerate() {
@@ -153,6 +157,7 @@ pub async fn run(
             profiles: profiles.clone(),
             landing: landing.clone(),
             client,
+            partitions: partitions.clone(),
             lead: index == 0,
             stats: RunStats::default(),
             stuck: stuck.clone(),

@@ -10,7 +10,9 @@ use tokio_postgres::Client;
 use tracing::warn;
 
 use crate::landing::RejectsFile;
-use crate::load::{self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, Spent};
+use crate::load::{
+    self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, Partitions, Spent,
+};
 use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles, RejectedRow};
 
 /// What the reader thread sends: the header first, then the row chunks, each with its good
@@ -51,6 +53,7 @@ pub(super) const QUARANTINE_KEPT: usize = 10_000;
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn stream_into_postgres(
     client: &mut Client,
+    partitions: &Partitions,
     file: &FileRecord,
     rx: &mut mpsc::Receiver<Result<Read, FileError>>,
     rejects: &mut RejectsFile,
@@ -58,8 +61,8 @@ pub(super) async fn stream_into_postgres(
     max_reject_fraction: f64,
     unchanged: impl Fn() -> bool,
 ) -> Result<Streamed, LoadError> {
-    let mut load = match FileLoad::begin(client, file).await? {
-        Begun::Started(load) => load,
+    let mut load = match FileLoad::begin(client, partitions, file).await? {
+        Begun::Started(load) => *load,
         Begun::SameContent => return Ok(Streamed::SameContent),
     };
     let mut kept: Vec<RejectedRow> = Vec::new();

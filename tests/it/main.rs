@@ -17,6 +17,8 @@ mod dashboard;
 mod e2e;
 /// shopstream-gen: determinism, the contract's shape, the fault knobs.
 mod gen;
+/// Daily partitions made by the load, dedupe across them, late rows, retention, the upgrade.
+mod growth;
 /// A read-only or full landing file system: each file recorded once, moved when it can be.
 mod landing_fs;
 /// Exit codes of wrong settings and interrupted batches, a relative landing directory, a
