@@ -43,12 +43,21 @@ impl Partitions {
     /// Makes sure the partitions of `days` exist, committed; returns how many were created.
     ///
     /// # Errors
-    /// `Unavailable` when Postgres is away, `Refused` for anything else.
+    /// `Unavailable` when Postgres is away, `LockTimeout` when another session holds a lock on
+    /// the parents, `Refused` for anything else.
     pub async fn ensure(&self, days: &[NaiveDate]) -> Result<i32, LoadError> {
         let mut keeper = self.keeper.lock().await;
         let client = match keeper.take() {
             Some(client) if !client.is_closed() => keeper.insert(client),
-            _ => keeper.insert(super::connect(&self.url).await?),
+            _ => {
+                let client = super::connect(&self.url).await?;
+                // Attaching a day locks the parent: behind a lock someone else holds on
+                // `streaming.events` it must fail as the load itself does (`LockTimeout`, retried
+                // and reported), not wait unseen.
+                let limit = format!("SET lock_timeout = {}", super::LOCK_TIMEOUT.as_millis());
+                client.batch_execute(&limit).await?;
+                keeper.insert(client)
+            }
         };
         let created: i32 = client.query_one(ENSURE, &[&days]).await?.get(0);
         if created > 0 {
