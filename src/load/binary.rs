@@ -26,20 +26,7 @@ impl Decimal<'_> {
     /// Encodes into `numeric`'s binary form: ndigits, weight, sign, dscale, then the digits.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), NotADecimal> {
         let text = self.0;
-        let (negative, unsigned) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if int.is_empty()
-            || !all_digits(int)
-            || !all_digits(frac)
-            || (unsigned.contains('.') && frac.is_empty())
-        {
-            return Err(NotADecimal(text.to_string()));
-        }
+        let (negative, int, frac) = split_decimal(text).ok_or_else(|| NotADecimal(text.into()))?;
         let int = int.trim_start_matches('0');
         let dscale = u16::try_from(frac.len()).map_err(|_| NotADecimal(text.to_string()))?;
 
@@ -79,6 +66,23 @@ impl Decimal<'_> {
         }
         Ok(())
     }
+}
+
+/// A plain decimal (`-12.50`, `+3`, `007.1`) as its sign (true when negative), integer digits
+/// and fraction digits; `None` for anything else (`1.`, `.5`, `1e5`, `1,5`).
+pub fn split_decimal(text: &str) -> Option<(bool, &str, &str)> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let plain = !int.is_empty()
+        && all_digits(int)
+        && all_digits(frac)
+        && !(unsigned.contains('.') && frac.is_empty());
+    plain.then_some((negative, int, frac))
 }
 
 /// Appends base-10,000 groups of `digits`, as if padded with zeros on either side.

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::load::binary::split_decimal;
+
 /// Digits a contract decimal may carry on either side of the point (the rules refuse more), so
 /// that a sum of any realistic number of them fits an i128 exactly.
 pub const MAX_INTEGER_DIGITS: usize = 20;
@@ -28,18 +30,8 @@ impl ExactSum {
     /// Parses validated decimal text.
     pub fn parse(text: &str) -> Result<ExactSum, SumError> {
         let bad = || SumError::NotADecimal(text.to_string());
-        let (negative, unsigned) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if int.is_empty()
-            || !digits(int)
-            || !digits(frac)
-            || (unsigned.contains('.') && frac.is_empty())
-            || int.trim_start_matches('0').len() > MAX_INTEGER_DIGITS
+        let (negative, int, frac) = split_decimal(text).ok_or_else(bad)?;
+        if int.trim_start_matches('0').len() > MAX_INTEGER_DIGITS
             || frac.len() > MAX_FRACTION_DIGITS
         {
             return Err(bad());
