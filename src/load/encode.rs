@@ -43,8 +43,6 @@ pub struct EncodedEvents {
     pub(super) ids: Vec<Uuid>,
     /// What the derive needs of each row, in the same order.
     pub(super) facts: Vec<EventFacts>,
-    /// Each row's event time in microseconds: with the id, what makes an event (sql/V11).
-    pub(super) times: Vec<i64>,
     /// Every row's tuple but its last field, `file_id`, which exists once the ledger row does.
     pub(super) tuples: Bytes,
     pub(super) ends: Vec<usize>,
@@ -53,6 +51,11 @@ pub struct EncodedEvents {
 impl EncodedEvents {
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Each row's event time in microseconds: with the id, what makes an event (sql/V11).
+    pub(super) fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        self.facts.iter().map(|f| f.time)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -93,7 +96,6 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
     let mut encoded = EncodedEvents {
         ids: Vec::with_capacity(good.height()),
         facts: Vec::with_capacity(good.height()),
-        times: Vec::with_capacity(good.height()),
         tuples: Bytes::new(),
         ends: Vec::with_capacity(good.height()),
     };
@@ -138,7 +140,6 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         encoded
             .facts
             .push(facts(&text, time, quantity, price, total)?);
-        encoded.times.push(micros);
         encoded.ends.push(out.len());
     }
     encoded.tuples = out.freeze();

@@ -185,11 +185,7 @@ impl<'a> FileLoad<'a> {
 
     /// Makes sure the chunk's days have their partitions and this transaction holds them.
     async fn make_room(&mut self, events: &EncodedEvents) -> Result<(), LoadError> {
-        let days: BTreeSet<i64> = events
-            .times
-            .iter()
-            .map(|&t| partitions::day_of(t))
-            .collect();
+        let days: BTreeSet<i64> = events.times().map(partitions::day_of).collect();
         if days.is_subset(&self.days) {
             return Ok(());
         }
@@ -277,12 +273,7 @@ async fn copy_new_events(
     spent: &mut Spent,
 ) -> Result<Vec<u32>, LoadError> {
     // In key order (time, then id): the probes walk each day's primary key left to right.
-    let mut pairs: Vec<(i64, Uuid)> = events
-        .times
-        .iter()
-        .copied()
-        .zip(events.ids.iter().copied())
-        .collect();
+    let mut pairs: Vec<(i64, Uuid)> = events.times().zip(events.ids.iter().copied()).collect();
     pairs.sort_unstable();
     pairs.dedup();
     let unique = Keys {
@@ -361,10 +352,10 @@ async fn copy_chunk(
     buf.put_slice(COPY_HEADER);
     let mut start = 0;
     let mut sent = Vec::with_capacity(events.len());
-    for (row, ((id, &time), &end)) in events
+    for (row, ((id, time), &end)) in events
         .ids
         .iter()
-        .zip(&events.times)
+        .zip(events.times())
         .zip(&events.ends)
         .enumerate()
     {
