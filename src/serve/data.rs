@@ -88,19 +88,12 @@ const TOP_CATEGORIES: &str = "SELECT CASE WHEN product_category = '' THEN '(none
     FROM streaming.product_counts GROUP BY product_category \
     ORDER BY sum(revenue) DESC, product_category LIMIT $1";
 
-/// Session durations in fixed buckets; every bucket is present, empty ones with 0.
+/// Session durations in fixed buckets (`streaming.duration_bucket`); every bucket is present,
+/// empty ones with 0. From the rollup per start hour (sql/V15), not the sessions themselves.
 const DURATIONS: &str = "
-WITH b(i, label, lo, hi) AS (VALUES
-    (1, '0-1 min', interval '0', interval '1 minute'),
-    (2, '1-2 min', interval '1 minute', interval '2 minutes'),
-    (3, '2-5 min', interval '2 minutes', interval '5 minutes'),
-    (4, '5-10 min', interval '5 minutes', interval '10 minutes'),
-    (5, '10-30 min', interval '10 minutes', interval '30 minutes'),
-    (6, '30+ min', interval '30 minutes', NULL::interval))
-SELECT b.label, count(s.session_id)
-FROM b LEFT JOIN streaming.sessions s
-  ON s.duration >= b.lo AND (b.hi IS NULL OR s.duration < b.hi)
-GROUP BY b.i, b.label ORDER BY b.i";
+SELECT streaming.duration_bucket_label(b::smallint), coalesce(sum(s.sessions), 0)::bigint
+FROM generate_series(1, 6) b LEFT JOIN streaming.session_stats_hourly s ON s.duration_bucket = b
+GROUP BY b ORDER BY b";
 
 const THROUGHPUT: &str = "
 SELECT to_char(date_trunc('minute', finished_at, 'UTC') AT TIME ZONE 'UTC', 'HH24:MI'),
