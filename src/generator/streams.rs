@@ -56,8 +56,8 @@ const FREE_SHIPPING_CENTS: i64 = 5_000;
 const SHIPPING_CENTS: i64 = 499;
 /// Tax on the items, in basis points.
 const TAX_BP: i64 = 800;
-/// A warehouse restocks a product when a sale would leave fewer than this.
-const LOW_STOCK: i32 = 5;
+/// A restock brings this many units (the low end included, the high end not).
+const RESTOCK: std::ops::Range<i32> = 10..60;
 /// A seed of its own, so that the event generator's draws do not move.
 const STREAM_SEED_SALT: u64 = 0x5eed_57ea_3c0d_e001;
 
@@ -201,15 +201,15 @@ impl Streams {
         }
     }
 
-    /// Lowers the stock of `warehouse` by the line's quantity, restocking first when the sale
-    /// would leave it low.
+    /// Lowers the stock of `warehouse` by the line's quantity, restocking first when it has
+    /// too few: stocks run low between restocks, as a low-stock panel expects.
     fn sell(&mut self, world: &World, e: &Event, warehouse: usize) {
         let quantity = e.quantity as i32;
         let key = (e.product, warehouse);
         let stock = self.stock.get(&key).copied().unwrap_or(0);
         self.clock = self.clock.max(e.time_micros);
-        if stock - quantity < LOW_STOCK {
-            let arriving = self.rng.random_range(20..120);
+        if stock < quantity {
+            let arriving = self.rng.random_range(RESTOCK);
             self.update(world, key, arriving, stock + arriving);
         }
         let stock = self.stock.get(&key).copied().unwrap_or(0);
