@@ -276,6 +276,32 @@ mod tests {
         );
     }
 
+    /// The other streams have a generator of their own: asking for them leaves the event files'
+    /// bytes as they are, and each purchase written is one transaction line.
+    #[test]
+    fn other_streams_leave_the_event_files_as_they_were_and_hold_every_purchase() {
+        let args = ["--files", "2", "--rows-per-file", "5000", "--seed", "42"];
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let plain = generate(a.path(), &args);
+        let all = generate(
+            b.path(),
+            &[&args[..], &["--streams", "events,transactions,inventory"]].concat(),
+        );
+        assert_eq!(digest(&plain), digest(&all));
+        assert_eq!(all.stream_files.len(), 4);
+        let purchases: u64 = all
+            .files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .map(|t| t.lines().filter(|l| l.contains(",purchase,")).count() as u64)
+            .sum();
+        assert!(purchases > 0);
+        assert_eq!(all.transaction_lines, purchases);
+        assert!(all.inventory_updates > purchases, "sales and restocks");
+        let only = generate(a.path(), &[&args[..], &["--streams", "inventory"]].concat());
+        assert!(only.files.is_empty() && only.stream_files.len() == 2);
+    }
+
     /// (events per session, purchase share, cart share) of the native files in `report`.
     fn measure(report: &GenReport) -> (f64, f64, f64) {
         let (mut rows, mut purchases, mut carts) = (0, 0, 0);
