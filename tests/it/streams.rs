@@ -320,6 +320,19 @@ async fn bad_rows_of_each_contract_are_rejected_with_line_column_and_reason() {
          6f9619ff-8b86-4d01-b42d-00cf4fc96404,2026-11-01T11:00:00Z,p3,w1,1.5,4\n",
     )
     .unwrap();
+    // Every row bad: quarantined whole. A header of the contract that lacks columns: rejected.
+    std::fs::write(
+        landing.path().join("all_bad.csv"),
+        "event_time,product_id,warehouse,stock_change,current_stock\n\
+         yesterday,p1,w1,-1,3\n\
+         2026-11-01T10:00:00Z,p1,w1,-1,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        landing.path().join("missing.csv"),
+        "transaction_id,item_total,price\nt1,1.00,1.00\n",
+    )
+    .unwrap();
     watch_once_with(landing.path(), &db, None, &["--max-reject-fraction", "0.9"]);
     let pg = db.client().await;
     let rejected: Vec<(String, i64, String, String)> = pg
@@ -357,7 +370,35 @@ async fn bad_rows_of_each_contract_are_rejected_with_line_column_and_reason() {
     );
     assert!(at("stock.csv", 5, "event_time").contains("RFC 3339"));
     assert_eq!(at("stock.csv", 8, "stock_change"), "not a whole number");
-    assert_eq!(rejected.len(), 9);
+    assert_eq!(at("all_bad.csv", 3, "current_stock"), "required");
+    assert_eq!(rejected.len(), 11);
+    let errors: Vec<(String, String, Option<String>)> = pg
+        .query(
+            "SELECT file_name, status, error FROM streaming.ingest_files \
+             WHERE file_name IN ('all_bad.csv', 'missing.csv') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(errors[0].1, "rejected");
+    assert!(
+        errors[0].2.as_deref().unwrap().contains("2 of 2 rows"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[1].2.as_deref(),
+        Some(
+            "the header is of the transactions contract (README) but lacks its required \
+             column(s) line_number, transaction_time, user_id, product_id, quantity, total_amount"
+        )
+    );
+    assert!(landing
+        .path()
+        .join("rejected/missing.csv.error.txt")
+        .exists());
 
     // Only whole, consistent transactions loaded; the ledger accounts for every row.
     let loaded: Vec<(String, i64)> = pg
@@ -385,6 +426,8 @@ async fn bad_rows_of_each_contract_are_rejected_with_line_column_and_reason() {
     assert_eq!(
         ledger,
         vec![
+            ("all_bad.csv".to_string(), 2, 0, 2),
+            ("missing.csv".to_string(), 0, 0, 0),
             ("orders.csv".to_string(), 8, 3, 5),
             ("stock.csv".to_string(), 7, 3, 4)
         ]
