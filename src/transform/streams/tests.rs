@@ -109,3 +109,20 @@ fn inventory_rows_are_checked_and_their_ids_derived_when_absent() {
         "{missing}"
     );
 }
+
+#[test]
+fn semicolons_crlf_a_bom_and_blank_lines_read_as_commas_do() {
+    let text = "\u{feff}Update_ID;event_time;product_id;warehouse;stock_change;current_stock\r\n\
+                6f9619ff-8b86-4d01-b42d-00cf4fc964ff;2026-11-01T10:00:00Z;\"p;1\";w1;-2;8\r\n\
+                ;;;;;\r\n\
+                \r\n\
+                6f9619ff-8b86-4d01-b42d-00cf4fc96400;2026-11-01T10:00:00Z;p2;w1;3;3\r\n";
+    let file = read_text(text).unwrap();
+    assert_eq!((file.delimiter, file.rows_total), (b';', 2));
+    assert!(file.rejects.is_empty(), "{:?}", file.rejects);
+    let StreamRows::Inventory(good) = &file.rows else {
+        panic!("inventory")
+    };
+    assert_eq!(good[0].product_id, "p;1");
+    assert_eq!(good[1].file_line, 5);
+}
