@@ -17,6 +17,8 @@ pub const DEFAULT_WORKERS: u16 = 2;
 pub const DEFAULT_SETTLE_MS: u64 = 1000;
 pub const DEFAULT_RESCAN_SECS: u64 = 10;
 pub const DEFAULT_REJECTED_TOPIC: &str = "shopstream.rejected";
+pub const DEFAULT_TRANSACTIONS_TOPIC: &str = "shopstream.transactions";
+pub const DEFAULT_INVENTORY_TOPIC: &str = "shopstream.inventory";
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.5;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 30;
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
@@ -79,6 +81,12 @@ pub struct GenArgs {
     /// eCommerce behavior data: no event id, no quantity, read by the built-in rees46 profile).
     #[arg(long, value_enum, default_value_t = Layout::Native)]
     pub layout: Layout,
+    /// Streams to write, comma-separated: `events` (event files), `transactions` (a purchase
+    /// event's line items, README: The transactions contract), `inventory` (the stock each sale
+    /// lowers and restocks raise). Drawn together, so they agree; `events` alone writes the
+    /// same files as before streams existed.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "events")]
+    pub streams: Vec<crate::generator::GenStream>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +163,7 @@ impl GenArgs {
             products: self.products,
             shape,
             layout: self.layout,
+            streams: self.streams,
         })
     }
 
@@ -235,6 +244,12 @@ pub struct WatchArgs {
     /// Topic for rejected rows (the dead-letter topic), when the Kafka mirror is on.
     #[arg(long, env = "KAFKA_REJECTED_TOPIC", default_value = DEFAULT_REJECTED_TOPIC)]
     pub kafka_rejected_topic: String,
+    /// Topic the loaded transaction line items are mirrored to (key user_id).
+    #[arg(long, env = "KAFKA_TRANSACTIONS_TOPIC", default_value = DEFAULT_TRANSACTIONS_TOPIC)]
+    pub kafka_transactions_topic: String,
+    /// Topic the loaded inventory updates are mirrored to (key product_id).
+    #[arg(long, env = "KAFKA_INVENTORY_TOPIC", default_value = DEFAULT_INVENTORY_TOPIC)]
+    pub kafka_inventory_topic: String,
     /// A file whose share of bad rows is above this is quarantined whole and nothing of it loads.
     #[arg(long, env = "MAX_REJECT_FRACTION", default_value_t = DEFAULT_MAX_REJECT_FRACTION, allow_negative_numbers = true)]
     pub max_reject_fraction: f64,
@@ -291,6 +306,8 @@ pub struct WatchSettings {
     pub rescan: Duration,
     pub marker_suffix: Option<String>,
     pub kafka_rejected_topic: String,
+    pub kafka_transactions_topic: String,
+    pub kafka_inventory_topic: String,
     pub max_reject_fraction: f64,
     pub max_file_bytes: u64,
     pub limits: crate::transform::Limits,
@@ -359,6 +376,8 @@ impl WatchArgs {
             rescan: Duration::from_secs(self.rescan_secs),
             marker_suffix,
             kafka_rejected_topic: self.kafka_rejected_topic,
+            kafka_transactions_topic: self.kafka_transactions_topic,
+            kafka_inventory_topic: self.kafka_inventory_topic,
             max_reject_fraction: self.max_reject_fraction,
             max_file_bytes: self.max_file_bytes,
             limits: crate::transform::Limits {

@@ -56,7 +56,7 @@ const SPILL_KEYS: usize = 100_000;
 /// fails the load after [`LOCK_TIMEOUT`] with `LoadError::LockTimeout` instead of hanging it;
 /// LOCAL, so that it ends with the transaction and the claims' and migrations' advisory locks
 /// outside it still wait as long as they need.
-fn lock_timeout_setting() -> String {
+pub(super) fn lock_timeout_setting() -> String {
     format!("SET LOCAL lock_timeout = {}", LOCK_TIMEOUT.as_millis())
 }
 
@@ -388,7 +388,7 @@ fn is_concurrent_load(e: &tokio_postgres::Error) -> bool {
         || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-async fn copy_rejected_rows(
+pub(super) async fn copy_rejected_rows(
     tx: &Transaction<'_>,
     file_id: i64,
     rejects: &[RejectedRow],

@@ -96,6 +96,11 @@ pub fn page(snap: &Snapshot, note: Option<&str>) -> String {
         "Ingest throughput per minute (rows loaded, rows rejected)",
         &throughput_chart(snap),
     );
+    card(
+        &mut h,
+        "Transactions and stock",
+        &super::streams_panel::render(&snap.streams),
+    );
     h.push_str(
         "</div><p class=\"muted\">Other views: <a href=\"/files\">file lifecycle</a> · \
         <a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a></p></body></html>",

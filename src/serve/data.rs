@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub files_rejected: i64,
     pub files_duplicate: i64,
     pub rows_rejected: i64,
+    /// Transactions and stock (`super::streams_panel`).
+    pub streams: super::streams_panel::StreamsPanel,
 }
 
 /// How many bars the ranked charts show.
@@ -177,5 +179,6 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, tokio_postgres::Error
         files_rejected: f.get(1),
         files_duplicate: f.get(2),
         rows_rejected: f.get(3),
+        streams: super::streams_panel::read(client).await?,
     })
 }

@@ -7,6 +7,7 @@ mod dashboard;
 mod data;
 mod files;
 mod health;
+mod streams_panel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

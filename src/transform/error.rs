@@ -34,6 +34,14 @@ pub enum FileError {
         .names.join(" and ")
     )]
     AmbiguousProfile { names: Vec<String> },
+    #[error(
+        "the header is of the {stream} contract (README) but lacks its required column(s) {}",
+        .missing.join(", ")
+    )]
+    MissingColumns {
+        stream: &'static str,
+        missing: Vec<String>,
+    },
     #[error("the header names column {0:?} twice")]
     DuplicateColumn(String),
     #[error("cannot read the file: {0}")]

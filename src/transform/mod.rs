@@ -19,6 +19,7 @@ pub mod records;
 mod rejects;
 mod repair;
 mod rules;
+pub mod streams;
 #[cfg(test)]
 mod tests;
 mod text;

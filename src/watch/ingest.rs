@@ -11,10 +11,10 @@ use tracing::{info, instrument, warn};
 use super::stream::{read_file, stream_into_postgres, Read, Streamed, READ_AHEAD};
 use super::stuck::Destination;
 use super::{Outcome, RetryCause, Watcher};
-use crate::landing::{self, Admission, Identity, IdentityError};
+use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
 use crate::load::ledger;
 use crate::load::{self, Counts, FileRecord, LoadError, LoadedFile, Spent};
-use crate::transform::{Header, RejectedRow};
+use crate::transform::{FileError, Header, RejectedRow};
 
 impl Watcher {
     /// Claims, reads, transforms, loads and archives one complete file, and counts how that
@@ -137,6 +137,9 @@ impl Watcher {
         let reader = tokio::task::spawn_blocking(move || read_file(source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
+            Some(Err(FileError::NoProfile { misses })) => {
+                return self.load_other_stream(path, file, identity, misses).await
+            }
             Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
             Some(Ok(Read::Rows(..))) | None => {
                 return Outcome::Retry(RetryCause::Task(format!(
@@ -161,6 +164,18 @@ impl Watcher {
         )
         .await;
         drop(rx);
+        self.settle_streamed(path, file, streamed, rejects).await
+    }
+
+    /// What happens to a file after its rows were streamed into its transaction (or not): the
+    /// same for every stream.
+    pub(super) async fn settle_streamed(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        streamed: Result<Streamed, LoadError>,
+        rejects: RejectsFile,
+    ) -> Outcome {
         let streamed = match streamed {
             Ok(streamed) => streamed,
             // The lock is released when its holder is done; name the holder while it still is.
@@ -348,7 +363,12 @@ impl Watcher {
         self.archive_rejected(path, &file, file_id, reason).await
     }
 
-    async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {
+    pub(super) async fn reject_file(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        reason: &str,
+    ) -> Outcome {
         let file_id = match ledger::record_unloaded(&self.client, file, "rejected", reason).await {
             Ok(id) => id,
             Err(e) => return Outcome::Retry(e.into()),

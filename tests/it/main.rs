@@ -38,3 +38,5 @@ mod security;
 mod service;
 /// What used to stall a run silently: a non-UTF-8 name, a future mtime, a held table lock.
 mod stalls;
+/// Transactions and inventory files: exact rows, re-drops, out-of-order stock, bad rows, topics.
+mod streams;
