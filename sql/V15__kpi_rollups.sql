@@ -194,3 +194,27 @@ SELECT nullif(k, '-infinity'::timestamptz)          AS hour,
        round(ev.revenue / nullif(ev.purchases, 0), 2)                          AS average_order_value,
        coalesce(us.active_users, 0)                  AS active_users
 FROM ev FULL JOIN se USING (k) FULL JOIN us USING (k);
+
+-- Events per minute and type over the 60 minutes of event time up to the newest event's minute
+-- (the dashboard's and Grafana's chart). Two steps because the planner, given the window as a
+-- subquery, cannot prune partitions or use the index when it plans: on 50M events one statement
+-- took 1.2 s (every partition opened) to 87 s (a join over all of them); with the window's ends
+-- as values it reads one day's index range, ~20 ms.
+CREATE FUNCTION streaming.events_per_minute()
+RETURNS TABLE (minute timestamptz, event_type text, events bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    newest timestamptz;
+BEGIN
+    SELECT date_trunc('minute', max(e.event_time), 'UTC') INTO newest
+    FROM streaming.events e
+    WHERE e.event_time >= (SELECT max(s.hour) FROM streaming.event_stats_hourly s);
+    IF newest IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT date_trunc(''minute'', event_time, ''UTC''), event_type::text, count(*)
+         FROM streaming.events WHERE event_time >= $1 AND event_time < $2
+         GROUP BY 1, 2 ORDER BY 1, 2'
+        USING newest - interval '59 minutes', newest + interval '1 minute';
+END $$;
