@@ -4,9 +4,11 @@
 //! [`derive`] for what its new events add to purchases, hourly stats and analytics),
 //! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once,
 //! [`locks`] bounds how long a load waits for another session's lock, and [`partitions`] keeps
-//! the daily partitions of events and purchases (created ahead, retained).
+//! the daily partitions of events and purchases (created ahead, retained). [`alerts`] runs the
+//! data-quality checks inside each file's transaction, just before its commit.
 //! Never reads or moves files and never talks to Kafka.
 
+pub mod alerts;
 pub mod binary;
 mod connect;
 mod derive;
@@ -17,6 +19,7 @@ pub mod ledger;
 mod locks;
 mod partitions;
 
+pub use alerts::AlertRules;
 pub use connect::{connect, connect_with_retry, migrate};
 pub use encode::{encode_events, EncodedEvents};
 pub use error::{describe, LoadError};

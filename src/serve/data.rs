@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub files_rejected: i64,
     pub files_duplicate: i64,
     pub rows_rejected: i64,
+    /// The newest open data-quality alerts (`super::alerts`).
+    pub alerts: Vec<super::alerts::OpenAlert>,
 }
 
 /// How many bars the ranked charts show.
@@ -180,5 +182,6 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, tokio_postgres::Error
         files_rejected: f.get(1),
         files_duplicate: f.get(2),
         rows_rejected: f.get(3),
+        alerts: super::alerts::open(client).await?,
     })
 }
