@@ -301,6 +301,14 @@ async fn off_loopback_the_api_and_dashboard_need_the_token() {
     })
     .await;
     assert!(up, "/healthz is open and healthy");
+    let pg = db.client().await;
+    let migrated = wait_for(Duration::from_secs(60), || async {
+        pg.query("SELECT 1 FROM streaming.alerts LIMIT 0", &[])
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(migrated, "the watcher applied its migrations, V12 included");
     for path in ["/api/kpis", "/", "/files.json", "/api/openapi.json"] {
         let (status, body) = http_get_token(&local, path, None).unwrap();
         assert_eq!(status, 401, "{path}: {body}");
