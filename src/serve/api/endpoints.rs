@@ -28,82 +28,93 @@ pub const DEFAULT_TOP: i64 = 10;
 /// Events of a session returned with it, at most.
 pub const SESSION_EVENTS: i64 = 1000;
 
-const KPI_COLUMNS: &str = "hour, views, carts, purchases, revenue::text AS revenue, sessions, \
-    converted_sessions, conversion_rate::text AS conversion_rate, \
-    cart_abandonment_rate::text AS cart_abandonment_rate, \
-    average_order_value::text AS average_order_value, active_users";
+/// The columns of `streaming.kpis`, decimals as text.
+macro_rules! kpis {
+    () => {
+        "SELECT hour, views, carts, purchases, revenue::text AS revenue, sessions, \
+         converted_sessions, conversion_rate::text AS conversion_rate, \
+         cart_abandonment_rate::text AS cart_abandonment_rate, \
+         average_order_value::text AS average_order_value, active_users FROM streaming.kpis"
+    };
+}
+const KPIS_ALL_TIME: &str = concat!(kpis!(), " WHERE hour IS NULL");
+const KPIS_HOURLY: &str = concat!(
+    kpis!(),
+    " WHERE hour IS NOT NULL ORDER BY hour DESC LIMIT $1"
+);
 
-/// The events' columns an answer shows (the contract's, and the file it came from).
+/// The columns of an event (alias `e`) an answer shows: the contract's, and its file.
 macro_rules! event_columns {
-    ($e:literal) => {
-        concat!(
-            $e,
-            ".event_id, ",
-            $e,
-            ".event_time, ",
-            $e,
-            ".user_id, ",
-            $e,
-            ".session_id, ",
-            $e,
-            ".event_type, ",
-            $e,
-            ".product_id, ",
-            $e,
-            ".product_category, ",
-            $e,
-            ".product_price::text AS product_price, ",
-            $e,
-            ".quantity, ",
-            $e,
-            ".total_amount::text AS total_amount, ",
-            $e,
-            ".device, ",
-            $e,
-            ".country, ",
-            $e,
-            ".file_id"
-        )
+    () => {
+        "e.event_id, e.event_time, e.user_id, e.session_id, e.event_type, e.product_id, \
+         e.product_category, e.product_price::text AS product_price, e.quantity, \
+         e.total_amount::text AS total_amount, e.device, e.country, e.file_id"
     };
 }
 
-const PRODUCT_COLUMNS: &str = "SELECT product_id, product_category, views, add_to_cart, \
-    removes, purchases, units_sold, revenue::text AS revenue, cart_rate::text AS cart_rate, \
-    conversion_rate::text AS conversion_rate FROM streaming.product_metrics";
-/// One fixed text per ranking: the ORDER BY is chosen from this list, never written from input.
+macro_rules! products {
+    () => {
+        "SELECT product_id, product_category, views, add_to_cart, removes, purchases, \
+         units_sold, revenue::text AS revenue, cart_rate::text AS cart_rate, \
+         conversion_rate::text AS conversion_rate FROM streaming.product_metrics "
+    };
+}
+/// One fixed text per ranking, chosen by name: the ORDER BY is never written from input.
 const TOP_PRODUCTS: [(&str, &str); 3] = [
     (
         "revenue",
-        "ORDER BY revenue DESC, product_id, product_category LIMIT $1",
+        concat!(
+            products!(),
+            "ORDER BY revenue DESC, product_id, product_category LIMIT $1"
+        ),
     ),
     (
         "views",
-        "ORDER BY views DESC, product_id, product_category LIMIT $1",
+        concat!(
+            products!(),
+            "ORDER BY views DESC, product_id, product_category LIMIT $1"
+        ),
     ),
     (
         "conversion",
-        "ORDER BY conversion_rate DESC NULLS LAST, product_id, product_category LIMIT $1",
+        concat!(
+            products!(),
+            "ORDER BY conversion_rate DESC NULLS LAST, product_id, product_category LIMIT $1"
+        ),
     ),
 ];
 
-const CATEGORY_COLUMNS: &str = "SELECT product_category, sum(views)::bigint AS views, \
-    sum(add_to_cart)::bigint AS add_to_cart, sum(purchases)::bigint AS purchases, \
-    sum(units_sold)::bigint AS units_sold, sum(revenue)::text AS revenue, \
-    round(sum(purchases)::numeric / nullif(sum(views), 0), 4)::text AS conversion_rate \
-    FROM streaming.product_counts GROUP BY product_category";
+macro_rules! categories {
+    () => {
+        "SELECT product_category, sum(views)::bigint AS views, \
+         sum(add_to_cart)::bigint AS add_to_cart, sum(purchases)::bigint AS purchases, \
+         sum(units_sold)::bigint AS units_sold, sum(revenue)::text AS revenue, \
+         round(sum(purchases)::numeric / nullif(sum(views), 0), 4)::text AS conversion_rate \
+         FROM streaming.product_counts GROUP BY product_category "
+    };
+}
 const TOP_CATEGORIES: [(&str, &str); 3] = [
     (
         "revenue",
-        "ORDER BY sum(revenue) DESC, product_category LIMIT $1",
+        concat!(
+            categories!(),
+            "ORDER BY sum(revenue) DESC, product_category LIMIT $1"
+        ),
     ),
     (
         "views",
-        "ORDER BY sum(views) DESC, product_category LIMIT $1",
+        concat!(
+            categories!(),
+            "ORDER BY sum(views) DESC, product_category LIMIT $1"
+        ),
     ),
     (
         "conversion",
-        "ORDER BY round(sum(purchases)::numeric / nullif(sum(views), 0), 4) DESC NULLS LAST, \
-         product_category LIMIT $1",
+        concat!(
+            categories!(),
+            "ORDER BY round(sum(purchases)::numeric / nullif(sum(views), 0), 4) DESC NULLS LAST, \
+             product_category LIMIT $1"
+        ),
     ),
 ];
 
@@ -116,7 +127,7 @@ const SESSION: &str = "SELECT session_id, user_id, started_at, ended_at, \
 /// events to those days' primary keys (events have no index on session_id).
 const SESSION_EVENTS_SQL: &str = concat!(
     "SELECT ",
-    event_columns!("e"),
+    event_columns!(),
     " FROM streaming.events e WHERE e.session_id = $1 AND e.event_time BETWEEN $2 AND $3 \
      ORDER BY e.event_time, e.event_id LIMIT $4"
 );
@@ -133,19 +144,20 @@ const USER_EVENTS: &str = concat!(
                               WHERE u.hour = g.hour AND u.user_id = $1) \
                 LIMIT $2) \
      SELECT ",
-    event_columns!("e"),
+    event_columns!(),
     " FROM active a JOIN streaming.events e \
        ON e.event_time >= a.hour AND e.event_time < a.hour + interval '1 hour' \
      WHERE e.user_id = $1 ORDER BY e.event_time DESC, e.event_id LIMIT $2"
 );
 
-const ALERT_COLUMNS: &str = "SELECT alert_id, kind, subject, observed::text AS observed, \
+/// Alerts newest first; `$1` NULL: all, true: open only, false: resolved only; `$2` a kind or
+/// NULL.
+const ALERTS: &str = "SELECT alert_id, kind, subject, observed::text AS observed, \
     baseline::text AS baseline, expected_low::text AS expected_low, \
     expected_high::text AS expected_high, rule, parameters, file_id, raised_at, resolved_at, \
-    resolved_by FROM streaming.alerts";
-/// Alerts newest first; `$1` NULL: all, true: open only, false: resolved only.
-const ALERTS: &str = "WHERE ($1::bool IS NULL OR (resolved_at IS NULL) = $1) \
-    AND ($2::text IS NULL OR kind = $2) ORDER BY alert_id DESC LIMIT $3";
+    resolved_by FROM streaming.alerts \
+    WHERE ($1::bool IS NULL OR (resolved_at IS NULL) = $1) AND ($2::text IS NULL OR kind = $2) \
+    ORDER BY alert_id DESC LIMIT $3";
 
 /// The server's own session (its statement and lock timeouts), made on demand.
 async fn session_of(state: &AppState) -> Result<MutexGuard<'_, Option<Client>>, ApiError> {
@@ -173,20 +185,14 @@ pub(super) async fn kpis(
     let client = client(&guard)?;
     Ok(match hours {
         None => {
-            let sql = format!("SELECT {KPI_COLUMNS} FROM streaming.kpis WHERE hour IS NULL");
-            let row = client.query_one(&sql, &[]).await?;
+            let row = client.query_one(KPIS_ALL_TIME, &[]).await?;
             ok(&Value::Object(json::object(&row)?))
         }
-        Some(n) => {
-            let sql = format!(
-                "SELECT {KPI_COLUMNS} FROM streaming.kpis WHERE hour IS NOT NULL \
-                 ORDER BY hour DESC LIMIT $1"
-            );
-            ok(&json::array(&client.query(&sql, &[&n]).await?)?)
-        }
+        Some(n) => ok(&json::array(&client.query(KPIS_HOURLY, &[&n]).await?)?),
     })
 }
 
+/// The chosen ranking's query, and the limit.
 fn ranking(
     p: &Params,
     orders: &[(&'static str, &'static str); 3],
@@ -194,11 +200,11 @@ fn ranking(
     let names = orders.map(|(name, _)| name);
     let by = p.choice("by", &names)?;
     let limit = p.limit("limit", DEFAULT_TOP, MAX_ROWS)?;
-    let order = orders
+    let sql = orders
         .iter()
         .find(|(name, _)| *name == by)
-        .map_or(orders[0].1, |(_, order)| order);
-    Ok((order, limit))
+        .map_or(orders[0].1, |(_, sql)| sql);
+    Ok((sql, limit))
 }
 
 /// `/api/products/top?limit=N&by=revenue|views|conversion`.
@@ -207,10 +213,9 @@ pub(super) async fn top_products(
     Query(q): Pairs,
 ) -> Result<Response, ApiError> {
     let p = Params::new(q, &["limit", "by"])?;
-    let (order, limit) = ranking(&p, &TOP_PRODUCTS)?;
+    let (sql, limit) = ranking(&p, &TOP_PRODUCTS)?;
     let guard = session_of(&state).await?;
-    let sql = format!("{PRODUCT_COLUMNS} {order}");
-    let rows = client(&guard)?.query(&sql, &[&limit]).await?;
+    let rows = client(&guard)?.query(sql, &[&limit]).await?;
     Ok(ok(&json::array(&rows)?))
 }
 
@@ -220,10 +225,9 @@ pub(super) async fn top_categories(
     Query(q): Pairs,
 ) -> Result<Response, ApiError> {
     let p = Params::new(q, &["limit", "by"])?;
-    let (order, limit) = ranking(&p, &TOP_CATEGORIES)?;
+    let (sql, limit) = ranking(&p, &TOP_CATEGORIES)?;
     let guard = session_of(&state).await?;
-    let sql = format!("{CATEGORY_COLUMNS} {order}");
-    let rows = client(&guard)?.query(&sql, &[&limit]).await?;
+    let rows = client(&guard)?.query(sql, &[&limit]).await?;
     Ok(ok(&json::array(&rows)?))
 }
 
@@ -285,8 +289,9 @@ pub(super) async fn alerts(
     };
     let limit = p.limit("limit", 100, MAX_ROWS)?;
     let guard = session_of(&state).await?;
-    let sql = format!("{ALERT_COLUMNS} {ALERTS}");
-    let rows = client(&guard)?.query(&sql, &[&open, &kind, &limit]).await?;
+    let rows = client(&guard)?
+        .query(ALERTS, &[&open, &kind, &limit])
+        .await?;
     Ok(ok(&json::array(&rows)?))
 }
 
