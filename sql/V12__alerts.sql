@@ -30,12 +30,16 @@ CREATE TABLE streaming.alerts (
 CREATE UNIQUE INDEX alerts_one_open ON streaming.alerts (kind, subject) WHERE resolved_at IS NULL;
 CREATE INDEX alerts_raised_at ON streaming.alerts (raised_at);
 
--- The baseline of price_outlier: per product, the median price of each of its last files (at
--- most 9, newest last). One row per product, rewritten by each file that has the product, so
--- the check reads one row per product the file touched, never the events.
+-- The baseline of price_outlier: per product, its last price samples (at most 9, newest last)
+-- and their median, the product's typical price. A file's median price of the product is
+-- recorded as a sample while the product has fewer than 3, or when it differs from the typical
+-- price by more than 1%: a steady price costs one indexed read per product and file, no write,
+-- and a real price change becomes the typical price after a few files. The check reads one row
+-- per product the file touched, never the events.
 CREATE TABLE streaming.product_prices (
     product_id text        PRIMARY KEY,
     recent     float8[]    NOT NULL,
+    typical    float8      NOT NULL,
     file_id    bigint      NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 70);

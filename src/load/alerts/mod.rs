@@ -50,9 +50,9 @@ pub struct AlertRules {
 }
 
 pub const PRICE_FACTOR: f64 = 10.0;
-/// Files of a product whose median prices make its baseline (the newest ones).
+/// Price samples (file medians) of a product whose median is its typical price (the newest).
 pub const PRICE_HISTORY: i32 = 9;
-/// A product is judged once that many earlier files had it.
+/// A product is judged once it has that many samples (from as many earlier files).
 pub const PRICE_MIN_FILES: i64 = 3;
 pub const VOLUME_FACTOR: f64 = 3.0;
 /// The baseline of an hour is the mean of the same hour on this many days before...
@@ -142,9 +142,15 @@ pub async fn check(
     if !rules.enabled {
         return Ok(Vec::new());
     }
-    let mut changes = prices::check(tx, file_id, &facts.prices, rules).await?;
-    changes.extend(volume::check(tx, file_id, &facts.hours, rules).await?);
-    changes.extend(rates::check(tx, file_id, rules).await?);
+    // Pipelined: the three statements go out together, one round trip instead of three.
+    let (mut changes, volume, rates) = futures_util::future::try_join3(
+        prices::check(tx, file_id, &facts.prices, rules),
+        volume::check(tx, file_id, &facts.hours, rules),
+        rates::check(tx, file_id, rules),
+    )
+    .await?;
+    changes.extend(volume);
+    changes.extend(rates);
     for c in &changes {
         let (kind, subject) = (c.kind.as_str(), c.subject.as_str());
         if c.raised {

@@ -1,15 +1,20 @@
-//! `price_outlier`: each product of a file against its usual price. The baseline is the median
-//! of the median prices of the product's last [`PRICE_HISTORY`] files
-//! (`streaming.product_prices`, one row per product); a file is an outlier for a product when
-//! one of its prices is above baseline × factor or below baseline / factor. The file's own
-//! median then joins the history, so a price that really changed becomes the baseline after a
-//! few files. Owns the per-file price sample and price_outlier.sql; reads no events.
+//! `price_outlier`: each product of a file against its typical price: the median of its last
+//! [`PRICE_HISTORY`] recorded samples (`streaming.product_prices`, one row per product). A file
+//! is an outlier for a product when one of its prices is above typical × factor or below
+//! typical / factor. The file's median price of the product is recorded as a sample while the
+//! product has fewer than [`PRICE_MIN_FILES`], or when it is more than [`PRICE_MOVED`] away from
+//! the typical price: a steady price is one indexed read per product and file and no write,
+//! and a real price change becomes the typical price after a few files.
+//! Owns the per-file price sample and price_outlier.sql; reads no events.
 
 use std::collections::HashMap;
 
 use tokio_postgres::Transaction;
 
 use super::{AlertRules, Change, PRICE_HISTORY, PRICE_MIN_FILES};
+
+/// A file's median is recorded when it is this far from the typical price (a share of it).
+pub const PRICE_MOVED: f64 = 0.01;
 
 /// Prices of a product kept per file for its median: enough for a typical price, bounded.
 const SAMPLES: usize = 15;
@@ -108,8 +113,9 @@ pub(super) async fn check(
     let (products, medians, lows, highs) = prices.arrays();
     let parameters = serde_json::json!({
         "factor": rules.price_factor,
-        "history_files": PRICE_HISTORY,
-        "min_files": PRICE_MIN_FILES,
+        "samples_kept": PRICE_HISTORY,
+        "min_samples": PRICE_MIN_FILES,
+        "sample_when_moved": PRICE_MOVED,
     });
     let rows = tx
         .query(
@@ -124,6 +130,7 @@ pub(super) async fn check(
                 &PRICE_MIN_FILES,
                 &PRICE_HISTORY,
                 &parameters,
+                &PRICE_MOVED,
             ],
         )
         .await?;
