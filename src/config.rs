@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod alerts;
+pub use alerts::AlertArgs;
+
 use crate::generator::{GenSettings, Layout, Shape};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
@@ -116,6 +119,13 @@ pub enum ConfigError {
         value: String,
         source: std::net::AddrParseError,
     },
+    #[error(
+        "--http-addr {0} is reachable from other machines: set --http-token (or HTTP_TOKEN) so \
+         that the dashboard and /api/* ask for it"
+    )]
+    HttpToken(std::net::SocketAddr),
+    #[error("--{name} must be a finite number above 1 (at least 0 for a minimum), got {value}")]
+    Factor { name: &'static str, value: f64 },
 }
 
 impl GenArgs {
@@ -263,6 +273,10 @@ pub struct WatchArgs {
     /// (per-file lifecycle). Empty or `off` turns it off. It serves even while Postgres is down.
     #[arg(long, env = "HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR, value_name = "HOST:PORT")]
     pub http_addr: String,
+    /// Bearer token the dashboard, /files and /api/* require (`Authorization: Bearer TOKEN`);
+    /// /healthz and /metrics stay open. Required when --http-addr is not a loopback address.
+    #[arg(long, env = "HTTP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
     /// Directory of user source profiles (`*.toml`; README: Source profiles), read once at
     /// start. The built-in profiles `native` and `rees46` are always known.
     #[arg(long, env = "SHOPSTREAM_PROFILES_DIR", value_name = "DIR")]
@@ -276,6 +290,8 @@ pub struct WatchArgs {
         value_name = "EARLIEST..LATEST"
     )]
     pub event_time_window: crate::transform::TimeWindow,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
     /// An admin command instead of watching (for a scheduler such as cron).
     #[command(subcommand)]
     pub command: Option<WatchCommand>,
@@ -313,10 +329,15 @@ pub struct WatchSettings {
     pub limits: crate::transform::Limits,
     /// Where the HTTP server listens; `None` when turned off.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// The bearer token of the dashboard and `/api/*`; always set when `http_addr` is not
+    /// loopback.
+    pub http_token: Option<String>,
     /// Directory of the user's source profiles, read when the watcher is built.
     pub profiles_dir: Option<PathBuf>,
     /// Plausible event times for profiles that set none.
     pub event_time_window: crate::transform::TimeWindow,
+    /// Thresholds of the data-quality checks.
+    pub alerts: crate::load::AlertRules,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -355,13 +376,20 @@ impl WatchArgs {
                 name: "max-line-bytes",
             });
         }
-        let http_addr = match self.http_addr.trim() {
+        let http_addr: Option<std::net::SocketAddr> = match self.http_addr.trim() {
             "" | "off" => None,
             value => Some(value.parse().map_err(|source| ConfigError::HttpAddr {
                 value: value.to_string(),
                 source,
             })?),
         };
+        let alerts = self.alerts.validate()?;
+        let http_token = self.http_token.filter(|t| !t.trim().is_empty());
+        if let Some(addr) = http_addr {
+            if !addr.ip().is_loopback() && http_token.is_none() {
+                return Err(ConfigError::HttpToken(addr));
+            }
+        }
         let marker_suffix = self.marker_suffix.filter(|s| !s.is_empty());
         let brokers = self.kafka_brokers.trim();
         Ok(WatchSettings {
@@ -384,8 +412,10 @@ impl WatchArgs {
                 max_line_bytes: self.max_line_bytes,
             },
             http_addr,
+            http_token,
             profiles_dir: self.profiles_dir,
             event_time_window: self.event_time_window,
+            alerts,
         })
     }
 }
@@ -473,6 +503,13 @@ mod tests {
         assert_eq!(off.http_addr, None);
         let bad = WatchArgs::parse_from(["watch", "--http-addr", "localhost"]).validate();
         assert!(matches!(bad, Err(ConfigError::HttpAddr { .. })));
+        let open = WatchArgs::parse_from(["watch", "--http-addr", "0.0.0.0:9898"]).validate();
+        assert!(matches!(open, Err(ConfigError::HttpToken(_))));
+        let guarded =
+            WatchArgs::parse_from(["watch", "--http-addr", "0.0.0.0:9898", "--http-token", "t"])
+                .validate()
+                .unwrap();
+        assert_eq!(guarded.http_token.as_deref(), Some("t"));
     }
 
     #[test]

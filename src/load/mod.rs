@@ -5,9 +5,11 @@
 //! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once,
 //! [`locks`] bounds how long a load waits for another session's lock, and [`partitions`] keeps
 //! the daily partitions of events and purchases (created ahead, retained); [`streams`] loads
-//! transactions and inventory files beside the event load.
+//! transactions and inventory files beside the event load. [`alerts`] runs the data-quality
+//! checks inside each file's transaction, just before its commit.
 //! Never reads or moves files and never talks to Kafka.
 
+pub mod alerts;
 pub mod binary;
 mod connect;
 mod derive;
@@ -19,6 +21,7 @@ mod locks;
 mod partitions;
 mod streams;
 
+pub use alerts::AlertRules;
 pub use connect::{connect, connect_with_retry, migrate};
 pub use encode::{encode_events, EncodedEvents};
 pub use error::{describe, LoadError};

@@ -91,6 +91,7 @@ pub fn page(snap: &Snapshot, note: Option<&str>) -> String {
         &ranked_chart("top-category", &snap.top_categories),
     );
     card(&mut h, "Session duration", &duration_chart(&snap.durations));
+    card(&mut h, "Open alerts", &super::alerts::panel(&snap.alerts));
     card(
         &mut h,
         "Ingest throughput per minute (rows loaded, rows rejected)",
@@ -103,6 +104,7 @@ pub fn page(snap: &Snapshot, note: Option<&str>) -> String {
     );
     h.push_str(
         "</div><p class=\"muted\">Other views: <a href=\"/files\">file lifecycle</a> · \
+        <a href=\"/api/alerts?open=true\">open alerts (JSON)</a> · \
         <a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a></p></body></html>",
     );
     h

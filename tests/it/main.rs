@@ -3,8 +3,12 @@
 
 mod support;
 
+/// Data-quality alerts: each kind raised by a crafted file, raised once, resolved later.
+mod alerts;
 /// sessions, product_metrics and kpis equal a recompute from events, whatever the arrival order.
 mod analytics;
+/// The JSON API against the SQL it equals; bad parameters; the token off loopback.
+mod api;
 /// docker-compose.yml, Prometheus and Grafana provisioning: parsed and cross-checked.
 mod compose;
 /// The bad-input corpus: every case through the real watcher, each with its exact outcome.
