@@ -34,7 +34,7 @@ impl Watcher {
                         .push_front(path);
                     return Ok(());
                 }
-                let admission = match self.landing.readiness(&path, self.settings.settle) {
+                let admission = match self.landing.readiness(&path, self.settings.settle).await {
                     Readiness::Ready(admission) => admission,
                     // Not ours to read yet, or taken by another watcher or a user.
                     Readiness::AwaitingMarker | Readiness::Gone => break,
