@@ -14,7 +14,7 @@ use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError};
 use crate::load::ledger;
 use crate::load::{self, Counts, FileRecord, LoadError, LoadedFile, Spent};
-use crate::transform::{Header, RejectedRow};
+use crate::transform::{FileError, Header, RejectedRow};
 
 impl Watcher {
     /// Claims, reads, transforms, loads and archives one complete file, and counts how that
@@ -143,7 +143,7 @@ impl Watcher {
             tokio::task::spawn_blocking(move || read_file(&landing, source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
-            Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
+            Some(Err(e)) => return self.file_error(path, file, e).await,
             Some(Ok(Read::Rows(..))) | None => {
                 return Outcome::Retry(RetryCause::Task(format!(
                     "the reader stopped early: {:?}",
@@ -194,7 +194,7 @@ impl Watcher {
                 self.loaded(path, file, (file_id, counts), spent, kept)
                     .await
             }
-            Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
+            Streamed::FileError(e) => self.file_error(path, file, e).await,
             Streamed::TooManyRejects(c, bad) => {
                 let beside = self.landing.place_rejects(rejects).await.ok().flatten();
                 let reason = format!(
@@ -353,6 +353,17 @@ impl Watcher {
         };
         crate::metrics::file_finished("rejected", &counts, file.started_at); // analytics
         self.archive_rejected(path, &file, file_id, reason).await
+    }
+
+    /// A file unusable as a whole is rejected; but a bucket that stopped answering mid-read
+    /// says nothing about the object, which is read again later (nothing of it was written).
+    async fn file_error(&mut self, path: &Path, file: &FileRecord, e: FileError) -> Outcome {
+        match e {
+            FileError::Io(e) if self.landing.local().is_none() => {
+                Outcome::Retry(RetryCause::Task(format!("reading the object: {e}")))
+            }
+            e => self.reject_file(path, file, &e.to_string()).await,
+        }
     }
 
     async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {

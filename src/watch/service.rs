@@ -39,7 +39,7 @@ impl Watcher {
         for path in self.scan().await? {
             pending.insert(path, Pending::new(None));
         }
-        info!(files = pending.len(), landing = %self.landing.describe(), "Watching the landing.");
+        info!(files = pending.len(), landing = %self.landing.describe(), "Watching the landing directory.");
         let mut rescan = tokio::time::interval(self.settings.rescan);
         // A rescan that waited on a slow broker must not be followed by a burst of catch-up ones.
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
