@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod alerts;
+pub use alerts::AlertArgs;
+
 use crate::generator::{GenSettings, Layout, Shape};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://shopstream:shopstream@127.0.0.1:5432/shopstream";
@@ -17,6 +20,8 @@ pub const DEFAULT_WORKERS: u16 = 2;
 pub const DEFAULT_SETTLE_MS: u64 = 1000;
 pub const DEFAULT_RESCAN_SECS: u64 = 10;
 pub const DEFAULT_REJECTED_TOPIC: &str = "shopstream.rejected";
+pub const DEFAULT_TRANSACTIONS_TOPIC: &str = "shopstream.transactions";
+pub const DEFAULT_INVENTORY_TOPIC: &str = "shopstream.inventory";
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.5;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 30;
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
@@ -79,6 +84,12 @@ pub struct GenArgs {
     /// eCommerce behavior data: no event id, no quantity, read by the built-in rees46 profile).
     #[arg(long, value_enum, default_value_t = Layout::Native)]
     pub layout: Layout,
+    /// Streams to write, comma-separated: `events` (event files), `transactions` (a purchase
+    /// event's line items, README: The transactions contract), `inventory` (the stock each sale
+    /// lowers and restocks raise). Drawn together, so they agree; `events` alone writes the
+    /// same files as before streams existed.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "events")]
+    pub streams: Vec<crate::generator::GenStream>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +121,13 @@ pub enum ConfigError {
         value: String,
         source: std::net::AddrParseError,
     },
+    #[error(
+        "--http-addr {0} is reachable from other machines: set --http-token (or HTTP_TOKEN) so \
+         that the dashboard and /api/* ask for it"
+    )]
+    HttpToken(std::net::SocketAddr),
+    #[error("--{name} must be a finite number above 1 (at least 0 for a minimum), got {value}")]
+    Factor { name: &'static str, value: f64 },
 }
 
 impl GenArgs {
@@ -157,6 +175,7 @@ impl GenArgs {
             products: self.products,
             shape,
             layout: self.layout,
+            streams: self.streams,
         })
     }
 
@@ -239,6 +258,12 @@ pub struct WatchArgs {
     /// Topic for rejected rows (the dead-letter topic), when the Kafka mirror is on.
     #[arg(long, env = "KAFKA_REJECTED_TOPIC", default_value = DEFAULT_REJECTED_TOPIC)]
     pub kafka_rejected_topic: String,
+    /// Topic the loaded transaction line items are mirrored to (key user_id).
+    #[arg(long, env = "KAFKA_TRANSACTIONS_TOPIC", default_value = DEFAULT_TRANSACTIONS_TOPIC)]
+    pub kafka_transactions_topic: String,
+    /// Topic the loaded inventory updates are mirrored to (key product_id).
+    #[arg(long, env = "KAFKA_INVENTORY_TOPIC", default_value = DEFAULT_INVENTORY_TOPIC)]
+    pub kafka_inventory_topic: String,
     /// A file whose share of bad rows is above this is quarantined whole and nothing of it loads.
     #[arg(long, env = "MAX_REJECT_FRACTION", default_value_t = DEFAULT_MAX_REJECT_FRACTION, allow_negative_numbers = true)]
     pub max_reject_fraction: f64,
@@ -252,6 +277,10 @@ pub struct WatchArgs {
     /// (per-file lifecycle). Empty or `off` turns it off. It serves even while Postgres is down.
     #[arg(long, env = "HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR, value_name = "HOST:PORT")]
     pub http_addr: String,
+    /// Bearer token the dashboard, /files and /api/* require (`Authorization: Bearer TOKEN`);
+    /// /healthz and /metrics stay open. Required when --http-addr is not a loopback address.
+    #[arg(long, env = "HTTP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
     /// Directory of user source profiles (`*.toml`; README: Source profiles), read once at
     /// start. The built-in profiles `native` and `rees46` are always known.
     #[arg(long, env = "SHOPSTREAM_PROFILES_DIR", value_name = "DIR")]
@@ -265,6 +294,8 @@ pub struct WatchArgs {
         value_name = "EARLIEST..LATEST"
     )]
     pub event_time_window: crate::transform::TimeWindow,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
     /// An admin command instead of watching (for a scheduler such as cron).
     #[command(subcommand)]
     pub command: Option<WatchCommand>,
@@ -295,15 +326,22 @@ pub struct WatchSettings {
     pub rescan: Duration,
     pub marker_suffix: Option<String>,
     pub kafka_rejected_topic: String,
+    pub kafka_transactions_topic: String,
+    pub kafka_inventory_topic: String,
     pub max_reject_fraction: f64,
     pub max_file_bytes: u64,
     pub limits: crate::transform::Limits,
     /// Where the HTTP server listens; `None` when turned off.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// The bearer token of the dashboard and `/api/*`; always set when `http_addr` is not
+    /// loopback.
+    pub http_token: Option<String>,
     /// Directory of the user's source profiles, read when the watcher is built.
     pub profiles_dir: Option<PathBuf>,
     /// Plausible event times for profiles that set none.
     pub event_time_window: crate::transform::TimeWindow,
+    /// Thresholds of the data-quality checks.
+    pub alerts: crate::load::AlertRules,
 }
 
 impl std::fmt::Debug for WatchSettings {
@@ -346,13 +384,20 @@ impl WatchArgs {
             let url = self.landing_dir.to_string_lossy();
             crate::landing::bucket::parse_url(&url).map_err(ConfigError::Bucket)?;
         }
-        let http_addr = match self.http_addr.trim() {
+        let http_addr: Option<std::net::SocketAddr> = match self.http_addr.trim() {
             "" | "off" => None,
             value => Some(value.parse().map_err(|source| ConfigError::HttpAddr {
                 value: value.to_string(),
                 source,
             })?),
         };
+        let alerts = self.alerts.validate()?;
+        let http_token = self.http_token.filter(|t| !t.trim().is_empty());
+        if let Some(addr) = http_addr {
+            if !addr.ip().is_loopback() && http_token.is_none() {
+                return Err(ConfigError::HttpToken(addr));
+            }
+        }
         let marker_suffix = self.marker_suffix.filter(|s| !s.is_empty());
         let brokers = self.kafka_brokers.trim();
         Ok(WatchSettings {
@@ -367,14 +412,18 @@ impl WatchArgs {
             rescan: Duration::from_secs(self.rescan_secs),
             marker_suffix,
             kafka_rejected_topic: self.kafka_rejected_topic,
+            kafka_transactions_topic: self.kafka_transactions_topic,
+            kafka_inventory_topic: self.kafka_inventory_topic,
             max_reject_fraction: self.max_reject_fraction,
             max_file_bytes: self.max_file_bytes,
             limits: crate::transform::Limits {
                 max_line_bytes: self.max_line_bytes,
             },
             http_addr,
+            http_token,
             profiles_dir: self.profiles_dir,
             event_time_window: self.event_time_window,
+            alerts,
         })
     }
 }
@@ -462,6 +511,13 @@ mod tests {
         assert_eq!(off.http_addr, None);
         let bad = WatchArgs::parse_from(["watch", "--http-addr", "localhost"]).validate();
         assert!(matches!(bad, Err(ConfigError::HttpAddr { .. })));
+        let open = WatchArgs::parse_from(["watch", "--http-addr", "0.0.0.0:9898"]).validate();
+        assert!(matches!(open, Err(ConfigError::HttpToken(_))));
+        let guarded =
+            WatchArgs::parse_from(["watch", "--http-addr", "0.0.0.0:9898", "--http-token", "t"])
+                .validate()
+                .unwrap();
+        assert_eq!(guarded.http_token.as_deref(), Some("t"));
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub const LOCK_TIMEOUTS: &str = "shopstream_lock_timeouts_total";
 /// Files whose load waits for such a lock right now (retried with backoff); 0 when none.
 pub const LOCK_WAITING: &str = "shopstream_lock_waiting_files";
 
+/// Data-quality alerts open now, by `kind` (from `streaming.alerts`, at scrape time).
+pub const ALERTS_OPEN: &str = "shopstream_alerts_open";
+
 /// Bucket bounds of [`INGEST_SECONDS`], from a small file to a very large one.
 const INGEST_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
@@ -79,6 +82,10 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     }
     counter!(ERRORS).absolute(0);
     gauge!(LAST_ERROR).set(0.0);
+    describe_gauge!(ALERTS_OPEN, "Data-quality alerts open now, by kind.");
+    for kind in crate::load::alerts::KINDS {
+        gauge!(ALERTS_OPEN, "kind" => kind).set(0.0);
+    }
     counter!(LOCK_TIMEOUTS).absolute(0);
     gauge!(LOCK_WAITING).set(0.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
@@ -121,6 +128,11 @@ pub fn error_seen() {
 /// The mirror backlog as the ledger counts it.
 pub fn set_unmirrored(files: i64) {
     gauge!(UNMIRRORED_FILES).set(files as f64);
+}
+
+/// Open alerts of one kind, as `streaming.alerts` counts them.
+pub fn set_alerts_open(kind: &'static str, open: i64) {
+    gauge!(ALERTS_OPEN, "kind" => kind).set(open as f64);
 }
 
 /// A load gave up waiting for a lock.

@@ -49,5 +49,13 @@ fn run() -> anyhow::Result<()> {
         report.late,
         report.invalid
     ));
+    if !report.stream_files.is_empty() {
+        telemetry::print_line(&format!(
+            "shopstream-gen: wrote {} transaction lines and {} inventory updates in {} files",
+            report.transaction_lines,
+            report.inventory_updates,
+            report.stream_files.len()
+        ));
+    }
     Ok(())
 }

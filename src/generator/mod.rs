@@ -6,6 +6,7 @@
 mod faults;
 mod rees46;
 mod session;
+mod streams;
 mod world;
 mod writer;
 
@@ -17,6 +18,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 pub use session::{Event, Shape};
+pub use streams::GenStream;
+use streams::Streams;
 use world::World;
 use writer::{CsvFile, Row};
 
@@ -39,6 +42,8 @@ pub struct GenSettings {
     /// Session shape asked for; `None` walks the funnel exactly as before shapes existed.
     pub shape: Option<Shape>,
     pub layout: Layout,
+    /// Streams written; `[Events]` writes exactly what runs wrote before streams existed.
+    pub streams: Vec<GenStream>,
 }
 
 /// The columns and value formats files are written in.
@@ -54,8 +59,14 @@ pub enum Layout {
 /// What a run wrote.
 #[derive(Debug, Default, Clone)]
 pub struct GenReport {
+    /// Event files (none when `--streams` leaves events out).
     pub files: Vec<PathBuf>,
+    /// Transactions and inventory files.
+    pub stream_files: Vec<PathBuf>,
+    /// Rows of event files.
     pub rows: u64,
+    pub transaction_lines: u64,
+    pub inventory_updates: u64,
     /// Rows that repeat an earlier event (same event_id and values).
     pub duplicates: u64,
     /// Rows whose event time was pushed hours into the past.
@@ -94,12 +105,26 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
     let mut clock = settings.start_micros;
     let mut scratch = Vec::new();
     let mut line = String::new();
+    let wants = |s: GenStream| settings.streams.contains(&s);
+    let mut others = (wants(GenStream::Transactions) || wants(GenStream::Inventory)).then(|| {
+        Streams::new(
+            settings.seed,
+            wants(GenStream::Transactions),
+            wants(GenStream::Inventory),
+        )
+    });
 
     for file_index in 0..settings.files {
-        let name = format!("events-{:016x}-{:05}.csv", settings.seed, file_index + 1);
+        let stem = format!("{:016x}-{:05}", settings.seed, file_index + 1);
+        let name = format!("events-{stem}.csv");
         let path = settings.out_dir.join(&name);
-        let mut file =
-            CsvFile::create(&settings.out_dir, &name, settings.layout).map_err(io_err(&path))?;
+        let mut file = match wants(GenStream::Events) {
+            true => Some(
+                CsvFile::create(&settings.out_dir, &name, settings.layout)
+                    .map_err(io_err(&path))?,
+            ),
+            false => None,
+        };
         for _ in 0..settings.rows_per_file {
             let repeat = !recent.is_empty() && rng.random_bool(settings.duplicate_fraction);
             let event = if repeat {
@@ -138,7 +163,14 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
             } else {
                 Row::Event(&event)
             };
-            file.write(&world, row).map_err(io_err(&path))?;
+            if let (Some(others), Row::Event(event)) = (&mut others, &row) {
+                if !repeat && event.event_type == "purchase" {
+                    others.purchase(&world, event);
+                }
+            }
+            if let Some(file) = &mut file {
+                file.write(&world, row).map_err(io_err(&path))?;
+            }
             report.rows += 1;
             if report.rows % 10_000 == 0 {
                 on_rows(report.rows);
@@ -147,7 +179,17 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
                 throttle(settings.rate, report.rows, started);
             }
         }
-        report.files.push(file.finish().map_err(io_err(&path))?);
+        if let Some(file) = file {
+            report.files.push(file.finish().map_err(io_err(&path))?);
+        }
+        if let Some(others) = &mut others {
+            let written = others
+                .finish_file(&world, &settings.out_dir, &stem)
+                .map_err(io_err(&settings.out_dir))?;
+            report.stream_files.extend(written);
+            report.transaction_lines = others.transaction_lines;
+            report.inventory_updates = others.inventory_updates;
+        }
         on_rows(report.rows);
     }
     report.elapsed = started.elapsed();
@@ -232,6 +274,32 @@ mod tests {
             digest(&faults),
             "54ad40900ec7a1e62592d63efcc4523a1e3ca0d74cbbb306caaf09d12b5ac586"
         );
+    }
+
+    /// The other streams have a generator of their own: asking for them leaves the event files'
+    /// bytes as they are, and each purchase written is one transaction line.
+    #[test]
+    fn other_streams_leave_the_event_files_as_they_were_and_hold_every_purchase() {
+        let args = ["--files", "2", "--rows-per-file", "5000", "--seed", "42"];
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let plain = generate(a.path(), &args);
+        let all = generate(
+            b.path(),
+            &[&args[..], &["--streams", "events,transactions,inventory"]].concat(),
+        );
+        assert_eq!(digest(&plain), digest(&all));
+        assert_eq!(all.stream_files.len(), 4);
+        let purchases: u64 = all
+            .files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .map(|t| t.lines().filter(|l| l.contains(",purchase,")).count() as u64)
+            .sum();
+        assert!(purchases > 0);
+        assert_eq!(all.transaction_lines, purchases);
+        assert!(all.inventory_updates > purchases, "sales and restocks");
+        let only = generate(a.path(), &[&args[..], &["--streams", "inventory"]].concat());
+        assert!(only.files.is_empty() && only.stream_files.len() == 2);
     }
 
     /// (events per session, purchase share, cart share) of the native files in `report`.

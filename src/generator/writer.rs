@@ -48,6 +48,26 @@ impl CsvFile {
         })
     }
 
+    /// Creates `.NAME.tmp` in `dir` with `header`, for rows written by [`CsvFile::write_text`].
+    pub fn create_plain(dir: &Path, name: &str, header: &str) -> io::Result<CsvFile> {
+        let tmp_path = dir.join(format!(".{name}.tmp"));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp_path)?);
+        out.write_all(header.as_bytes())?;
+        out.write_all(b"\n")?;
+        Ok(CsvFile {
+            tmp_path,
+            final_path: dir.join(name),
+            out,
+            line: String::new(),
+            layout: Layout::Native,
+        })
+    }
+
+    /// Appends rows already formatted, each ending in a newline.
+    pub fn write_text(&mut self, rows: &str) -> io::Result<()> {
+        self.out.write_all(rows.as_bytes())
+    }
+
     pub fn write(&mut self, world: &World, row: Row<'_>) -> io::Result<()> {
         self.line.clear();
         match row {

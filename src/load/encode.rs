@@ -176,6 +176,7 @@ fn facts(
         category: category.map(String::from),
         quantity: quantity
             .ok_or_else(|| polars_err!(ComputeError: "a quantity is missing after validation"))?,
+        unit_price: price.and_then(|p| p.parse().ok()).unwrap_or(f64::NAN),
         price: (kind == EventKind::Purchase)
             .then(|| price.map(String::from))
             .flatten(),

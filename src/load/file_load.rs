@@ -1,7 +1,8 @@
 //! The per-file load: ONE transaction holding a file's ledger row, its new events (binary COPY
 //! chunk by chunk; ids loaded before count as duplicates), its rejected rows and row warnings
 //! (damaged optional values loaded as NULL), and the derive of
-//! purchases, hourly stats and analytics from exactly those new events ([`super::derive`]).
+//! purchases, hourly stats and analytics from exactly those new events ([`super::derive`]),
+//! and the data-quality checks of the file ([`super::alerts`]) just before the commit.
 //! Never touches files or Kafka.
 //! Invariant: either everything of a file commits, or nothing does.
 
@@ -19,6 +20,7 @@ use tokio_postgres::{Client, Transaction};
 use tracing::debug;
 use uuid::Uuid;
 
+use super::alerts::{self, AlertRules, FileFacts};
 use super::derive::{copy_purchases, FileDerive};
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
 use super::ledger::{self, FileRecord};
@@ -56,7 +58,7 @@ const SPILL_KEYS: usize = 100_000;
 /// fails the load after [`LOCK_TIMEOUT`] with `LoadError::LockTimeout` instead of hanging it;
 /// LOCAL, so that it ends with the transaction and the claims' and migrations' advisory locks
 /// outside it still wait as long as they need.
-fn lock_timeout_setting() -> String {
+pub(super) fn lock_timeout_setting() -> String {
     format!("SET LOCAL lock_timeout = {}", LOCK_TIMEOUT.as_millis())
 }
 
@@ -92,6 +94,8 @@ pub struct FileLoad<'a> {
     chunks: u32,
     /// What the new events add to the derived tables, merged at commit.
     derive: Box<FileDerive>,
+    /// What the alert checks need of the new events (prices, hours), judged at commit.
+    facts: Box<FileFacts>,
 }
 
 /// Where a file's load spent its time in Postgres: logged with each file, summed by
@@ -104,6 +108,8 @@ pub struct Spent {
     pub copy: Duration,
     /// Purchases, hourly stats and analytics from the new events.
     pub derive: Duration,
+    /// The data-quality checks (`load::alerts`).
+    pub alerts: Duration,
     /// Ledger row finished, and the commit (its WAL flush).
     pub commit: Duration,
 }
@@ -133,6 +139,7 @@ impl<'a> FileLoad<'a> {
                 spent: Spent::default(),
                 chunks: 0,
                 derive: Box::default(),
+                facts: Box::default(),
             }))),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
@@ -168,7 +175,9 @@ impl<'a> FileLoad<'a> {
             self.spent.copy += started.elapsed();
             let started = Instant::now();
             for &row in &copied {
-                self.derive.fold(&events.facts[row as usize])?;
+                let facts = &events.facts[row as usize];
+                self.derive.fold(facts)?;
+                self.facts.fold(facts);
             }
             if self.derive.keys() >= SPILL_KEYS {
                 self.derive.spill(&self.tx).await?;
@@ -205,8 +214,13 @@ impl<'a> FileLoad<'a> {
     }
 
     /// Derives purchases, hourly stats and analytics from the file's new events, finishes the
-    /// ledger row and commits. Returns the file's id, final counts and where the time went.
-    pub async fn commit(mut self) -> Result<(i64, ledger::Counts, Spent), LoadError> {
+    /// ledger row, runs the alert checks (`rules`) and commits: a file's alerts commit with it,
+    /// so a retried file cannot raise them twice. Returns the file's id, final counts and
+    /// where the time went.
+    pub async fn commit(
+        mut self,
+        rules: &AlertRules,
+    ) -> Result<(i64, ledger::Counts, Spent), LoadError> {
         let started = Instant::now();
         if self.counts.loaded > 0 {
             self.derive.merge(&self.tx).await?;
@@ -214,8 +228,11 @@ impl<'a> FileLoad<'a> {
         self.spent.derive += started.elapsed();
         let started = Instant::now();
         ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
+        let checked = Instant::now();
+        alerts::check(&self.tx, self.file_id, &self.facts, rules).await?;
+        self.spent.alerts = checked.elapsed();
         self.tx.commit().await?;
-        self.spent.commit = started.elapsed();
+        self.spent.commit = started.elapsed().saturating_sub(self.spent.alerts);
         Ok((self.file_id, self.counts, self.spent))
     }
 
@@ -388,7 +405,7 @@ fn is_concurrent_load(e: &tokio_postgres::Error) -> bool {
         || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-async fn copy_rejected_rows(
+pub(super) async fn copy_rejected_rows(
     tx: &Transaction<'_>,
     file_id: i64,
     rejects: &[RejectedRow],

@@ -52,7 +52,7 @@ pub(super) fn event_message(row: &Row) -> (String, String) {
 /// A flat JSON object written field by field; numbers are written as given, so that a
 /// decimal keeps its exact digits (a float would not).
 #[derive(Default)]
-struct JsonObject {
+pub(super) struct JsonObject {
     out: String,
 }
 
@@ -65,14 +65,14 @@ impl JsonObject {
     }
 
     /// A string field whose value needs no escaping (ids, times), written by `write`.
-    fn plain_text(&mut self, key: &str, write: impl FnOnce(&mut String)) {
+    pub(super) fn plain_text(&mut self, key: &str, write: impl FnOnce(&mut String)) {
         self.key(key);
         self.out.push('"');
         write(&mut self.out);
         self.out.push('"');
     }
 
-    fn text(&mut self, key: &str, value: Option<&str>) {
+    pub(super) fn text(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
         match value {
             Some(v) => push_json_string(&mut self.out, v),
@@ -80,12 +80,12 @@ impl JsonObject {
         }
     }
 
-    fn number(&mut self, key: &str, value: Option<&str>) {
+    pub(super) fn number(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
         self.out.push_str(value.unwrap_or("null"));
     }
 
-    fn finish(mut self) -> String {
+    pub(super) fn finish(mut self) -> String {
         if self.out.is_empty() {
             self.out.push('{');
         }

@@ -56,3 +56,29 @@ pub async fn outbox_events(
 ) -> Result<RowStream, tokio_postgres::Error> {
     client.query_raw(OUTBOX_EVENTS, [file_id]).await
 }
+
+/// The stream a loaded file belongs to when it is not an event file (`transactions` or
+/// `inventory`, as the ledger's `profile` records it).
+pub async fn stream_of(
+    client: &impl GenericClient,
+    file_id: i64,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT profile FROM streaming.ingest_files \
+             WHERE file_id = $1 AND profile IN ('transactions', 'inventory')",
+            &[&file_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The rows of a transactions or inventory file, as `query` (one of [`super::streams`]'s)
+/// selects them.
+pub(super) async fn outbox_stream(
+    client: &impl GenericClient,
+    query: &str,
+    file_id: i64,
+) -> Result<RowStream, tokio_postgres::Error> {
+    client.query_raw(query, [file_id]).await
+}

@@ -13,6 +13,10 @@ use tracing::{info, warn};
 use super::message::event_message;
 use super::outbox;
 use super::producer::{KafkaMirror, MirrorError};
+use super::streams::{inventory_message, item_message, OUTBOX_INVENTORY, OUTBOX_ITEMS};
+
+/// A row's Kafka message: (key, payload).
+type Message = fn(&Row) -> (String, String);
 
 /// Where the relay produces to, and how long the broker may take.
 #[derive(Debug, Clone)]
@@ -20,6 +24,10 @@ pub struct RelaySettings {
     pub brokers: String,
     pub topic: String,
     pub rejected_topic: String,
+    /// Topic of transaction line items (key user_id).
+    pub transactions_topic: String,
+    /// Topic of inventory updates (key product_id).
+    pub inventory_topic: String,
     pub timeout: Duration,
 }
 
@@ -53,6 +61,8 @@ impl Relay {
         let topics = [
             self.settings.topic.as_str(),
             self.settings.rejected_topic.as_str(),
+            self.settings.transactions_topic.as_str(),
+            self.settings.inventory_topic.as_str(),
         ];
         if let Err(e) = self.mirror.ensure_topics(&topics).await {
             warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
@@ -61,7 +71,11 @@ impl Relay {
         let mirror = &self.mirror;
         let relayed = async {
             let events = outbox::outbox_events(client, file_id).await?;
-            let sent = produce(mirror, &self.settings.topic, events, event_message).await?;
+            let mut sent = produce(mirror, &self.settings.topic, events, event_message).await?;
+            // A file without events may be of another stream; event files never ask.
+            if sent == 0 {
+                sent = self.produce_stream(client, file_id).await?;
+            }
             let rejects = outbox::outbox_rejects(client, file_id).await?;
             let dead_letter = &self.settings.rejected_topic;
             produce(mirror, dead_letter, rejects, |row| (row.get(0), row.get(1))).await?;
@@ -74,6 +88,26 @@ impl Relay {
             self.replace_producer();
         }
         result.is_ok()
+    }
+
+    /// Produces a transactions or inventory file's rows to their stream's topic.
+    async fn produce_stream(&self, client: &Client, file_id: i64) -> Result<u64, RelayError> {
+        let (query, topic, message): (_, _, Message) =
+            match outbox::stream_of(client, file_id).await?.as_deref() {
+                Some("transactions") => (
+                    OUTBOX_ITEMS,
+                    &self.settings.transactions_topic,
+                    item_message,
+                ),
+                Some(_) => (
+                    OUTBOX_INVENTORY,
+                    &self.settings.inventory_topic,
+                    inventory_message,
+                ),
+                None => return Ok(0),
+            };
+        let rows = outbox::outbox_stream(client, query, file_id).await?;
+        produce(&self.mirror, topic, rows, message).await
     }
 
     /// Starts over with a new producer after a failed relay. An idempotent producer keeps

@@ -91,13 +91,20 @@ pub fn page(snap: &Snapshot, note: Option<&str>) -> String {
         &ranked_chart("top-category", &snap.top_categories),
     );
     card(&mut h, "Session duration", &duration_chart(&snap.durations));
+    card(&mut h, "Open alerts", &super::alerts::panel(&snap.alerts));
     card(
         &mut h,
         "Ingest throughput per minute (rows loaded, rows rejected)",
         &throughput_chart(snap),
     );
+    card(
+        &mut h,
+        "Transactions and stock",
+        &super::streams_panel::render(&snap.streams),
+    );
     h.push_str(
         "</div><p class=\"muted\">Other views: <a href=\"/files\">file lifecycle</a> · \
+        <a href=\"/api/alerts?open=true\">open alerts (JSON)</a> · \
         <a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a></p></body></html>",
     );
     h

@@ -58,6 +58,10 @@ pub struct Snapshot {
     pub files_rejected: i64,
     pub files_duplicate: i64,
     pub rows_rejected: i64,
+    /// Transactions and stock (`super::streams_panel`).
+    pub streams: super::streams_panel::StreamsPanel,
+    /// The newest open data-quality alerts (`super::alerts`).
+    pub alerts: Vec<super::alerts::OpenAlert>,
 }
 
 /// How many bars the ranked charts show.
@@ -68,16 +72,9 @@ const KPIS: &str = "SELECT views::text, carts::text, purchases::text, round(reve
     coalesce(average_order_value::text, '-'), active_users::text \
     FROM streaming.kpis WHERE hour IS NULL";
 
-/// The last 60 minutes of event time that hold events (relative to the newest event).
-const EVENTS_PER_MINUTE: &str = "
--- The newest event lies in the newest hour of the stats; the BRIN index finds that hour's rows.
-WITH newest AS (SELECT max(event_time) AS t FROM streaming.events
-                WHERE event_time >= (SELECT max(hour) FROM streaming.event_stats_hourly))
-SELECT to_char(date_trunc('minute', event_time, 'UTC') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
-       event_type, count(*)
-FROM streaming.events, newest
-WHERE event_time > newest.t - interval '60 minutes'
-GROUP BY 1, 2 ORDER BY 1, 2";
+/// The 60 minutes of event time up to the newest event's minute (sql/V15 says why a function).
+const EVENTS_PER_MINUTE: &str = "SELECT to_char(minute AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), \
+    event_type, events FROM streaming.events_per_minute()";
 
 const TOP_PRODUCTS: &str = "SELECT product_id || CASE WHEN product_category = '' THEN '' \
     ELSE ' (' || product_category || ')' END, revenue::float8, round(revenue, 2)::text \
@@ -88,19 +85,12 @@ const TOP_CATEGORIES: &str = "SELECT CASE WHEN product_category = '' THEN '(none
     FROM streaming.product_counts GROUP BY product_category \
     ORDER BY sum(revenue) DESC, product_category LIMIT $1";
 
-/// Session durations in fixed buckets; every bucket is present, empty ones with 0.
+/// Session durations in fixed buckets (`streaming.duration_bucket`); every bucket is present,
+/// empty ones with 0. From the rollup per start hour (sql/V15), not the sessions themselves.
 const DURATIONS: &str = "
-WITH b(i, label, lo, hi) AS (VALUES
-    (1, '0-1 min', interval '0', interval '1 minute'),
-    (2, '1-2 min', interval '1 minute', interval '2 minutes'),
-    (3, '2-5 min', interval '2 minutes', interval '5 minutes'),
-    (4, '5-10 min', interval '5 minutes', interval '10 minutes'),
-    (5, '10-30 min', interval '10 minutes', interval '30 minutes'),
-    (6, '30+ min', interval '30 minutes', NULL::interval))
-SELECT b.label, count(s.session_id)
-FROM b LEFT JOIN streaming.sessions s
-  ON s.duration >= b.lo AND (b.hi IS NULL OR s.duration < b.hi)
-GROUP BY b.i, b.label ORDER BY b.i";
+SELECT streaming.duration_bucket_label(b::smallint), coalesce(sum(s.sessions), 0)::bigint
+FROM generate_series(1, 6) b LEFT JOIN streaming.session_stats_hourly s ON s.duration_bucket = b
+GROUP BY b ORDER BY b";
 
 const THROUGHPUT: &str = "
 SELECT to_char(date_trunc('minute', finished_at, 'UTC') AT TIME ZONE 'UTC', 'HH24:MI'),
@@ -180,5 +170,7 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, tokio_postgres::Error
         files_rejected: f.get(1),
         files_duplicate: f.get(2),
         rows_rejected: f.get(3),
+        streams: super::streams_panel::read(client).await?,
+        alerts: super::alerts::open(client).await?,
     })
 }

@@ -1,12 +1,17 @@
 //! The watcher's HTTP server (axum): `/` the live dashboard, `/metrics` Prometheus text,
 //! `/healthz` Postgres and Kafka reachability and the watcher's lock waits as JSON, `/files` and `/files.json` the per-file
-//! lifecycle. Read-only towards the pipeline: it has its own Postgres connection, made lazily,
+//! lifecycle, `/api/*` the JSON query API ([`api`]), behind a bearer token when one is set
+//! ([`access`]). Read-only towards the pipeline: it has its own Postgres connection, made lazily,
 //! so it serves (and says what is down) even while Postgres is away.
 
+mod access;
+mod alerts;
+mod api;
 mod dashboard;
 mod data;
 mod files;
 mod health;
+mod streams_panel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,7 +65,8 @@ struct AppState {
 
 /// Binds `addr` and serves until `shutdown` turns true. Returns the bound address (useful with
 /// port 0) once listening; the server runs on its own task. `status` is the watcher's, for
-/// `/healthz`.
+/// `/healthz`. With a `token`, every page but `/healthz` and `/metrics` needs it as a bearer
+/// token.
 ///
 /// # Errors
 /// The address cannot be bound (in use, not local).
@@ -68,6 +74,7 @@ pub async fn spawn(
     addr: SocketAddr,
     database_url: String,
     kafka_brokers: Option<&str>,
+    token: Option<String>,
     prometheus: PrometheusHandle,
     status: WatchStatus,
     mut shutdown: watch::Receiver<bool>,
@@ -85,7 +92,10 @@ pub async fn spawn(
         pg: Mutex::new(None),
         status,
     });
-    let app = router(state);
+    let app = router(state).layer(axum::middleware::from_fn_with_state(
+        Arc::new(token),
+        access::require_token,
+    ));
     tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -97,7 +107,7 @@ pub async fn spawn(
             warn!(error = %e, "The HTTP server stopped.");
         }
     });
-    info!(address = %bound, "Serving the dashboard, /metrics, /healthz and /files.");
+    info!(address = %bound, "Serving the dashboard, /metrics, /healthz, /files and /api.");
     Ok(bound)
 }
 
@@ -121,6 +131,7 @@ pub async fn start(
         addr,
         settings.database_url.clone(),
         brokers,
+        settings.http_token.clone(),
         prometheus,
         status,
         shutdown,
@@ -142,6 +153,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/files", get(files_page))
         .route("/files.json", get(files_json))
+        .nest("/api", api::routes())
         .with_state(state)
 }
 
@@ -196,6 +208,10 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
                         let error = crate::load::describe(&e);
                         warn!(%error, "Cannot count the mirror backlog for /metrics.");
                     }
+                }
+                if let Err(e) = alerts::count_for_metrics(client).await {
+                    let error = crate::load::describe(&e);
+                    warn!(%error, "Cannot count the open alerts for /metrics.");
                 }
             }
         }

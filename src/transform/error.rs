@@ -35,6 +35,14 @@ pub enum FileError {
         .names.join(" and ")
     )]
     AmbiguousProfile { names: Vec<String> },
+    #[error(
+        "the header is of the {stream} contract (README) but lacks its required column(s) {}",
+        .missing.join(", ")
+    )]
+    MissingColumns {
+        stream: &'static str,
+        missing: Vec<String>,
+    },
     #[error("the header names column {0:?} twice")]
     DuplicateColumn(String),
     /// A `.gz` or `.zst` file whose decoder gave up part-way (cut short, damaged bytes).

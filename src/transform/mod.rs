@@ -20,6 +20,7 @@ pub mod records;
 mod rejects;
 mod repair;
 mod rules;
+pub mod streams;
 #[cfg(test)]
 mod tests;
 mod text;

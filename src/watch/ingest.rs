@@ -11,7 +11,7 @@ use tracing::{info, instrument, warn};
 use super::stream::{read_file, stream_into_postgres, Read, Streamed, READ_AHEAD};
 use super::stuck::Destination;
 use super::{Outcome, RetryCause, Watcher};
-use crate::landing::{self, Admission, Identity, IdentityError};
+use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
 use crate::load::ledger;
 use crate::load::{self, Counts, FileRecord, LoadError, LoadedFile, Spent};
 use crate::transform::{FileError, Header, RejectedRow};
@@ -143,6 +143,9 @@ impl Watcher {
             tokio::task::spawn_blocking(move || read_file(&landing, source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
+            Some(Err(FileError::NoProfile { misses })) if self.landing.local().is_some() => {
+                return self.load_other_stream(path, file, identity, misses).await
+            }
             Some(Err(e)) => return self.file_error(path, file, e).await,
             Some(Ok(Read::Rows(..))) | None => {
                 return Outcome::Retry(RetryCause::Task(format!(
@@ -164,10 +167,23 @@ impl Watcher {
             &mut rejects,
             header.delimiter,
             self.settings.max_reject_fraction,
+            &self.settings.alerts,
             landing.unchanged_since(path, identity),
         )
         .await;
         drop(rx);
+        self.settle_streamed(path, file, streamed, rejects).await
+    }
+
+    /// What happens to a file after its rows were streamed into its transaction (or not): the
+    /// same for every stream.
+    pub(super) async fn settle_streamed(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        streamed: Result<Streamed, LoadError>,
+        rejects: RejectsFile,
+    ) -> Outcome {
         let streamed = match streamed {
             Ok(streamed) => streamed,
             // The lock is released when its holder is done; name the holder while it still is.
@@ -269,6 +285,8 @@ impl Watcher {
             lookup_ms = spent.lookup.as_millis() as u64,
             copy_ms = spent.copy.as_millis() as u64,
             derive_ms = spent.derive.as_millis() as u64,
+            // Fractional: the checks take about a millisecond.
+            alerts_ms = (spent.alerts.as_secs_f64() * 1e5).round() / 100.0,
             commit_ms = spent.commit.as_millis() as u64,
             "File loaded."
         );
@@ -366,7 +384,12 @@ impl Watcher {
         }
     }
 
-    async fn reject_file(&mut self, path: &Path, file: &FileRecord, reason: &str) -> Outcome {
+    pub(super) async fn reject_file(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        reason: &str,
+    ) -> Outcome {
         let file_id = match ledger::record_unloaded(&self.client, file, "rejected", reason).await {
             Ok(id) => id,
             Err(e) => return Outcome::Retry(e.into()),

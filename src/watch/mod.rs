@@ -11,6 +11,7 @@ mod outcome;
 mod pending;
 mod service;
 mod stream;
+mod streams;
 mod stuck;
 
 use std::collections::VecDeque;
@@ -223,6 +224,8 @@ fn relay_settings(settings: &WatchSettings) -> Option<RelaySettings> {
             brokers: brokers.clone(),
             topic: settings.kafka_topic.clone(),
             rejected_topic: settings.kafka_rejected_topic.clone(),
+            transactions_topic: settings.kafka_transactions_topic.clone(),
+            inventory_topic: settings.kafka_inventory_topic.clone(),
             timeout: settings.kafka_timeout,
         })
 }

@@ -59,6 +59,7 @@ pub(super) async fn stream_into_postgres(
     rejects: &mut RejectsFile,
     delimiter: u8,
     max_reject_fraction: f64,
+    alert_rules: &load::AlertRules,
     unchanged: impl std::future::Future<Output = bool>,
 ) -> Result<Streamed, LoadError> {
     let mut load = match FileLoad::begin(client, partitions, file).await? {
@@ -92,7 +93,7 @@ pub(super) async fn stream_into_postgres(
         load.rollback().await?;
         return Ok(Streamed::TooManyRejects(c, kept));
     }
-    let (file_id, counts, spent) = load.commit().await?;
+    let (file_id, counts, spent) = load.commit(alert_rules).await?;
     Ok(Streamed::Committed {
         file_id,
         counts,

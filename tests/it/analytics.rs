@@ -25,6 +25,30 @@ const PRODUCTS_RECOMPUTE: &str = "SELECT *, round(add_to_cart::numeric / nullif(
 const HOURLY_USERS: &str = "SELECT hour, user_id FROM streaming.hourly_users";
 const HOURLY_USERS_RECOMPUTE: &str = "SELECT * FROM streaming.hourly_users_recompute";
 
+/// The KPI rollups (sql/V15), kept by triggers as sessions and hourly users change.
+const ROLLUPS: [(&str, &str, &str); 4] = [
+    (
+        "session_stats_hourly",
+        "SELECT * FROM streaming.session_stats_hourly",
+        "SELECT * FROM streaming.session_stats_hourly_recompute",
+    ),
+    (
+        "hourly_user_counts",
+        "SELECT * FROM streaming.hourly_user_counts",
+        "SELECT * FROM streaming.hourly_user_counts_recompute",
+    ),
+    (
+        "users",
+        "SELECT * FROM streaming.users",
+        "SELECT * FROM streaming.users_recompute",
+    ),
+    (
+        "user_totals",
+        "SELECT users FROM streaming.user_totals",
+        "SELECT count(*) FROM streaming.users_recompute",
+    ),
+];
+
 const KPIS: &str = "SELECT hour, views, carts, purchases, revenue, sessions, converted_sessions, \
     conversion_rate, cart_abandonment_rate, average_order_value, active_users FROM streaming.kpis";
 
@@ -80,6 +104,15 @@ async fn analytics_mismatches(pg: &Client) -> i64 {
         + differences(pg, "product_metrics", PRODUCTS, PRODUCTS_RECOMPUTE).await
         + differences(pg, "hourly_users", HOURLY_USERS, HOURLY_USERS_RECOMPUTE).await
         + differences(pg, "kpis", KPIS, KPIS_RECOMPUTE).await
+        + rollup_mismatches(pg).await
+}
+
+async fn rollup_mismatches(pg: &Client) -> i64 {
+    let mut n = 0;
+    for (what, table, recompute) in ROLLUPS {
+        n += differences(pg, what, table, recompute).await;
+    }
+    n
 }
 
 fn move_in(source: &Path, landing: &Path, names: &[&str]) {

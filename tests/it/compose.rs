@@ -1,7 +1,8 @@
 //! docker-compose.yml and deploy/: parsed (no Docker engine here) and checked for consistency:
 //! services and ports referenced by each other exist, mounted files exist, Prometheus scrapes
 //! the watcher's default port, Grafana's data sources match the Postgres service, and every
-//! dashboard query runs against a freshly migrated database and names only real metrics.
+//! dashboard query runs against a freshly migrated database and names only real metrics, and
+//! the alerting rules Prometheus loads name only real metrics and cover every alert kind.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,74 @@ fn host_path(service: &Value, target: &str) -> PathBuf {
             })
         })
         .unwrap_or_else(|| panic!("nothing mounted at {target}"))
+}
+
+/// Every metric the watcher exports (histograms by their base name).
+const METRIC_NAMES: [&str; 9] = [
+    shopstream::metrics::FILES,
+    shopstream::metrics::ROWS,
+    shopstream::metrics::INGEST_SECONDS,
+    shopstream::metrics::UNMIRRORED_FILES,
+    shopstream::metrics::ERRORS,
+    shopstream::metrics::LAST_ERROR,
+    shopstream::metrics::LOCK_TIMEOUTS,
+    shopstream::metrics::LOCK_WAITING,
+    shopstream::metrics::ALERTS_OPEN,
+];
+
+/// Asserts that a PromQL expression names at least one `shopstream_` metric, and only
+/// exported ones.
+fn assert_known_metrics(expr: &str) {
+    let named: Vec<&str> = expr
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("shopstream_"))
+        .collect();
+    assert!(!named.is_empty(), "{expr}");
+    for w in named {
+        let base = w
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_count")
+            .trim_end_matches("_sum");
+        assert!(METRIC_NAMES.contains(&base), "{expr} names unknown {w}");
+    }
+}
+
+/// The rules files Prometheus loads: each rule's PromQL names real metrics; every alert kind,
+/// ingest stalls and the Kafka backlog have a rule.
+fn check_alerting_rules(prometheus: &Value, prom: &Value) {
+    let files = prom["rule_files"].as_sequence().expect("rule_files");
+    assert!(!files.is_empty());
+    let mut exprs = Vec::new();
+    for file in files {
+        let rules = yaml(&host_path(prometheus, &s(file)));
+        for group in rules["groups"].as_sequence().expect("groups") {
+            for rule in group["rules"].as_sequence().expect("rules") {
+                assert!(rule["alert"].is_string(), "{rule:?}");
+                let expr = s(&rule["expr"]);
+                if !expr.starts_with("up{") {
+                    assert_known_metrics(&expr);
+                }
+                exprs.push(expr);
+            }
+        }
+    }
+    for kind in shopstream::load::alerts::KINDS {
+        let needle = format!("{}{{kind=\"{kind}\"}}", shopstream::metrics::ALERTS_OPEN);
+        assert!(
+            exprs.iter().any(|e| e.contains(&needle)),
+            "no rule for {kind}"
+        );
+    }
+    for metric in [
+        shopstream::metrics::UNMIRRORED_FILES,
+        shopstream::metrics::ERRORS,
+        shopstream::metrics::LOCK_WAITING,
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(metric)),
+            "no rule on {metric}"
+        );
+    }
 }
 
 fn published_container_ports(service: &Value) -> Vec<String> {
@@ -132,6 +201,7 @@ async fn compose_prometheus_and_grafana_files_reference_each_other_consistently(
         .map(s)
         .collect();
     assert_eq!(s(&prom["scrape_configs"][0]["metrics_path"]), "/metrics");
+    check_alerting_rules(prometheus, &prom);
     let default_port = shopstream::config::DEFAULT_HTTP_ADDR
         .rsplit(':')
         .next()
@@ -187,14 +257,6 @@ async fn compose_prometheus_and_grafana_files_reference_each_other_consistently(
     let landing = tempfile::tempdir().unwrap();
     watch_once(landing.path(), &db, None); // migrates
     let pg = db.client().await;
-    let metric_names = [
-        shopstream::metrics::FILES,
-        shopstream::metrics::ROWS,
-        shopstream::metrics::INGEST_SECONDS,
-        shopstream::metrics::UNMIRRORED_FILES,
-        shopstream::metrics::ERRORS,
-        shopstream::metrics::LAST_ERROR,
-    ];
     let mut sql_panels = 0;
     let mut prom_panels = 0;
     for entry in std::fs::read_dir(&dash_dir).unwrap() {
@@ -217,18 +279,7 @@ async fn compose_prometheus_and_grafana_files_reference_each_other_consistently(
                     sql_panels += 1;
                 }
                 if let Some(expr) = target["expr"].as_str() {
-                    let named: Vec<&str> = expr
-                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .filter(|w| w.starts_with("shopstream_"))
-                        .collect();
-                    assert!(!named.is_empty(), "{expr}");
-                    for w in named {
-                        let base = w
-                            .trim_end_matches("_bucket")
-                            .trim_end_matches("_count")
-                            .trim_end_matches("_sum");
-                        assert!(metric_names.contains(&base), "{expr} names unknown {w}");
-                    }
+                    assert_known_metrics(expr);
                     prom_panels += 1;
                 }
             }

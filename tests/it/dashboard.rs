@@ -242,6 +242,22 @@ async fn the_dashboard_shown_by_chromium_equals_the_sql_and_metrics_count_the_fi
     )
     .await;
     assert_eq!(by_id(&dom, "duration-0"), sessions_under_a_minute);
+    // Events per minute: the 60 minutes up to the newest event's, every event in them once.
+    let snapshot = shopstream::serve::snapshot(&pg).await.unwrap();
+    assert_eq!(
+        snapshot
+            .events_per_minute
+            .iter()
+            .map(|m| m.events)
+            .sum::<i64>(),
+        count(
+            &pg,
+            "SELECT count(*) FROM streaming.events WHERE event_time >= \
+             (SELECT date_trunc('minute', max(event_time), 'UTC') - interval '59 minutes' \
+              FROM streaming.events)"
+        )
+        .await
+    );
     assert_eq!(dom.matches("<svg").count(), 5, "five charts");
 
     // A screenshot, kept where SHOPSTREAM_SCREENSHOT says (docs/dashboard.png in the README).

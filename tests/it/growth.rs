@@ -433,6 +433,30 @@ async fn a_database_of_the_previous_release_is_partitioned_in_place() {
         count(&pg, "SELECT count(*) FROM streaming.product_counts").await
     );
 
+    // The KPI rollups (V15) were filled from what the old release had.
+    for (table, recompute) in [
+        (
+            "streaming.session_stats_hourly",
+            "streaming.session_stats_hourly_recompute",
+        ),
+        (
+            "streaming.hourly_user_counts",
+            "streaming.hourly_user_counts_recompute",
+        ),
+        ("streaming.users", "streaming.users_recompute"),
+    ] {
+        let diff = format!(
+            "SELECT count(*) FROM (((TABLE {table}) EXCEPT (TABLE {recompute})) \
+             UNION ALL ((TABLE {recompute}) EXCEPT (TABLE {table}))) d"
+        );
+        assert_eq!(count(&pg, &diff).await, 0, "{table} after the upgrade");
+    }
+    assert_eq!(
+        count(&pg, "SELECT users FROM streaming.user_totals").await,
+        50,
+        "users u0..u49 of the old data"
+    );
+
     // Old events are still known: one of them again is a duplicate, a new one loads.
     let old: (Uuid, DateTime<Utc>) = pg
         .query_one(

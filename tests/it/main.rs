@@ -3,8 +3,12 @@
 
 mod support;
 
+/// Data-quality alerts: each kind raised by a crafted file, raised once, resolved later.
+mod alerts;
 /// sessions, product_metrics and kpis equal a recompute from events, whatever the arrival order.
 mod analytics;
+/// The JSON API against the SQL it equals; bad parameters; the token off loopback.
+mod api;
 /// A bucket as the landing (s3s-fs): objects moved, rejects beside them, watchers sharing it.
 mod bucket;
 /// docker-compose.yml, Prometheus and Grafana provisioning: parsed and cross-checked.
@@ -42,3 +46,5 @@ mod security;
 mod service;
 /// What used to stall a run silently: a non-UTF-8 name, a future mtime, a held table lock.
 mod stalls;
+/// Transactions and inventory files: exact rows, re-drops, out-of-order stock, bad rows, topics.
+mod streams;

@@ -319,3 +319,55 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// GET over HTTP/1.0 with `Authorization: Bearer <token>` when a token is given; returns
+/// (status, body).
+pub fn http_get_token(
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A long-running watcher on `landing` with its HTTP server on `addr` (Kafka off), extra flags
+/// and environment given; stop it with [`terminate`].
+pub fn serve_watcher(
+    landing: &Path,
+    db: &TestDb,
+    addr: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
+    let mut cmd = Command::new(bin("watch"));
+    cmd.arg("--landing-dir")
+        .arg(landing)
+        .args(["--settle-ms", "0", "--http-addr", addr])
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("KAFKA_BROKERS", "")
+        .env("RUST_LOG", "warn")
+        .env_remove("HTTP_TOKEN")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("start shopstream-watch")
+}

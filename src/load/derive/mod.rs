@@ -58,6 +58,9 @@ pub struct EventFacts {
     pub product_id: String,
     pub category: Option<String>,
     pub quantity: i32,
+    /// product_price as a float, for the price check's typical price (`load::alerts`); never
+    /// summed or stored (the exact text is in the COPY tuple).
+    pub unit_price: f64,
     /// Kept for purchases only (the purchases table's copy of the row).
     pub price: Option<String>,
     pub total: Option<String>,

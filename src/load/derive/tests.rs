@@ -16,6 +16,7 @@ fn event(
         product_id: product.into(),
         category: None,
         quantity: 2,
+        unit_price: 1.5,
         price: Some("1.50".into()),
         total: total.map(String::from),
         total_sum: total.map(|t| ExactSum::parse(t).unwrap()),

@@ -1,0 +1,128 @@
+use chrono::Utc;
+
+use super::*;
+use crate::transform::TimeWindow;
+
+fn read_text(text: &str) -> Result<StreamFile, FileError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.csv");
+    std::fs::write(&path, text).unwrap();
+    let window = TimeWindow::default().resolve(Utc::now());
+    read(&path, Limits::default(), &window)
+}
+
+const TX_HEADER: &str = "transaction_id,line_number,transaction_time,user_id,payment_method,\
+product_id,product_name,price,quantity,item_total,tax_amount,shipping_cost,total_amount,\
+warehouse,shipping_address";
+
+#[test]
+fn headers_choose_their_stream_and_name_what_they_lack() {
+    assert_eq!(sniff(TX_HEADER), Some((Stream::Transactions, vec![])));
+    assert_eq!(
+        sniff("update_id;event_time;product_id;warehouse;stock_change;current_stock"),
+        Some((Stream::Inventory, vec![]))
+    );
+    assert_eq!(
+        sniff("stock_change,current_stock,product_id"),
+        Some((Stream::Inventory, vec!["event_time", "warehouse"]))
+    );
+    assert_eq!(sniff(&crate::schema::header_line()), None);
+}
+
+#[test]
+fn a_transaction_loads_whole_or_is_rejected_whole_naming_its_lines() {
+    let text = format!(
+        "{TX_HEADER}\n\
+         t1,1,2026-11-01T10:00:00Z,u1,card,p1,Lamp,19.99,2,39.98,3.20,4.90,53.08,w1,\"1 Main St, Springfield\"\n\
+         t1,2,2026-11-01T10:00:00Z,u1,card,p2,,5,1,5.00,3.2,4.9,53.080,w1,\"1 Main St, Springfield\"\n\
+         t2,1,2026-11-01T11:00:00Z,u2,card,p1,Lamp,19.99,1,19.99,0,0,20.00,w2,\n\
+         t2,2,2026-11-01T11:00:00Z,u2,card,p3,Pen,1.00,1,1.00,0,0,20.00,w2,\n\
+         t3,1,2026-11-01T12:00:00Z,u3,card,p1,Lamp,19.99,-1,-19.99,0,0,0,w2,\n\
+         t3,2,2026-11-01T12:00:00Z,u3,card,p2,Pen,1.00,1,1.00,0,0,0,w2,\n\
+         t4,1,2026-11-01T12:00:00Z,u4,card,p1,Lamp,2.50,2,5.01,0,0,5.01,w2,\n"
+    );
+    let file = read_text(&text).unwrap();
+    assert_eq!(file.rows_total, 7);
+    let StreamRows::Transactions(good) = &file.rows else {
+        panic!("transactions")
+    };
+    assert_eq!(good.len(), 1);
+    assert_eq!(good[0].transaction_id, "t1");
+    assert_eq!(good[0].items.len(), 2);
+    assert_eq!(good[0].total_amount, "53.08");
+    assert_eq!(
+        good[0].shipping_address.as_deref(),
+        Some("1 Main St, Springfield")
+    );
+    let got: Vec<(u64, Option<&str>, &str)> = file
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_deref(), r.reason.as_str()))
+        .collect();
+    let sum = "transaction t2: its lines 4, 5 add up to 20.99 (items 20.99 + tax 0.00 + \
+               shipping 0.00), not its total_amount 20.00";
+    assert_eq!(got[0], (4, Some("total_amount"), sum));
+    assert_eq!(got[1], (5, Some("total_amount"), sum));
+    assert_eq!(got[2].0, 6);
+    assert!(got[2].2.contains("negative quantity"), "{}", got[2].2);
+    assert_eq!(got[3].1, Some("transaction_id"));
+    assert!(
+        got[3].2.contains("rejected whole: line(s) 6"),
+        "{}",
+        got[3].2
+    );
+    assert_eq!(got[4].1, Some("item_total"));
+    assert!(got[4].2.contains("2.50 × 2 = 5.00"), "{}", got[4].2);
+    assert_eq!(got.len(), 5);
+}
+
+#[test]
+fn inventory_rows_are_checked_and_their_ids_derived_when_absent() {
+    let text = "event_time,product_id,warehouse,stock_change,current_stock\n\
+                2026-11-01T10:00:00Z,p1,w1,-2,8\n\
+                2026-11-01T10:00:00Z,p1,w1,x,8\n\
+                2026-11-01T10:00:00Z,p1,w1,-2,-1\n\
+                2026-11-01T10:00:00Z,p1,,-2,3\n\
+                2026-11-01T10:00:00Z,p1,w1,-2,8\n";
+    let file = read_text(text).unwrap();
+    let StreamRows::Inventory(good) = &file.rows else {
+        panic!("inventory")
+    };
+    assert_eq!(good.len(), 2);
+    assert_eq!(good[0].update_id, good[1].update_id, "same row, same id");
+    let got: Vec<(u64, Option<&str>)> = file
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, Some("stock_change")),
+            (4, Some("current_stock")),
+            (5, Some("warehouse"))
+        ]
+    );
+    let missing = read_text("stock_change,current_stock,product_id\n1,2,p\n").unwrap_err();
+    assert!(
+        missing.to_string().contains("event_time, warehouse"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn semicolons_crlf_a_bom_and_blank_lines_read_as_commas_do() {
+    let text = "\u{feff}Update_ID;event_time;product_id;warehouse;stock_change;current_stock\r\n\
+                6f9619ff-8b86-4d01-b42d-00cf4fc964ff;2026-11-01T10:00:00Z;\"p;1\";w1;-2;8\r\n\
+                ;;;;;\r\n\
+                \r\n\
+                6f9619ff-8b86-4d01-b42d-00cf4fc96400;2026-11-01T10:00:00Z;p2;w1;3;3\r\n";
+    let file = read_text(text).unwrap();
+    assert_eq!((file.delimiter, file.rows_total), (b';', 2));
+    assert!(file.rejects.is_empty(), "{:?}", file.rejects);
+    let StreamRows::Inventory(good) = &file.rows else {
+        panic!("inventory")
+    };
+    assert_eq!(good[0].product_id, "p;1");
+    assert_eq!(good[1].file_line, 5);
+}

@@ -1,0 +1,108 @@
+//! Files of the other streams (transactions, inventory): a header that chose no event profile
+//! is looked at again here, and a stream file is read whole, checked and loaded in ONE
+//! transaction through `load::StreamLoad`, then ends like an event file
+//! ([`Watcher::settle_streamed`]): same ledger, rejects file, quarantine, archive and mirror.
+//! The event path is not touched: it reaches here only when its own header found no profile.
+
+use std::path::Path;
+
+use chrono::Utc;
+use tokio_postgres::Client;
+
+use super::stream::{Streamed, QUARANTINE_KEPT};
+use super::{Outcome, RetryCause, Watcher};
+use crate::landing::{self, Identity};
+use crate::load::{FileRecord, LoadError, Spent, StreamBegun, StreamLoad};
+use crate::transform::streams::{self, StreamFile};
+use crate::transform::{self, FileError, Miss};
+
+impl Watcher {
+    /// Loads `path` as a transactions or inventory file when its header is one; otherwise
+    /// rejects it as a header of no profile (`misses`, as the event reader said).
+    pub(super) async fn load_other_stream(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        identity: &Identity,
+        misses: Vec<Miss>,
+    ) -> Outcome {
+        let limits = self.settings.limits;
+        let window = self.profiles.window.resolve(Utc::now());
+        let owned = path.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || {
+            let first = streams::first_line(&owned, limits.max_line_bytes)?;
+            match first.as_deref().and_then(streams::sniff) {
+                Some(_) => streams::read(&owned, limits, &window).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await;
+        let parsed = match read {
+            Ok(Ok(Some(parsed))) => parsed,
+            Ok(Ok(None)) => {
+                let e = FileError::NoProfile { misses };
+                return self.reject_file(path, file, &e.to_string()).await;
+            }
+            Ok(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
+            Err(e) => return Outcome::Retry(RetryCause::Task(format!("reading: {e}"))),
+        };
+        let file = FileRecord {
+            profile: Some(parsed.stream.name().to_string()),
+            ..file.clone()
+        };
+        let mut rejects =
+            self.landing
+                .rejects_file(&file.file_name, &parsed.header_raw, parsed.delimiter);
+        if let Err(e) = rejects.append(&transform::rejects_csv_lines(
+            &parsed.rejects,
+            parsed.delimiter,
+        )) {
+            tracing::warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
+        }
+        let streamed = load_stream(
+            &mut self.client,
+            &file,
+            &parsed,
+            self.settings.max_reject_fraction,
+            || landing::unchanged_since(path, identity),
+        )
+        .await;
+        self.settle_streamed(path, &file, streamed, rejects).await
+    }
+}
+
+/// One stream file into one transaction, ending as an event file's load ends.
+async fn load_stream(
+    client: &mut Client,
+    file: &FileRecord,
+    parsed: &StreamFile,
+    max_reject_fraction: f64,
+    unchanged: impl Fn() -> bool,
+) -> Result<Streamed, LoadError> {
+    let mut load = match StreamLoad::begin(client, file).await? {
+        StreamBegun::Started(load) => load,
+        StreamBegun::SameContent => return Ok(Streamed::SameContent),
+    };
+    load.add(parsed).await?;
+    if !unchanged() {
+        load.rollback().await?;
+        return Ok(Streamed::Changed);
+    }
+    let c = load.counts();
+    if c.rejected > 0 && c.rejected as f64 > max_reject_fraction * c.total as f64 {
+        load.rollback().await?;
+        let kept = parsed
+            .rejects
+            .iter()
+            .take(QUARANTINE_KEPT)
+            .cloned()
+            .collect();
+        return Ok(Streamed::TooManyRejects(c, kept));
+    }
+    let (file_id, counts) = load.commit().await?;
+    Ok(Streamed::Committed {
+        file_id,
+        counts,
+        spent: Spent::default(),
+    })
+}
