@@ -114,6 +114,46 @@ stop_tansu() {
     if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; fi
 }
 
+# Installs s3s-fs (an S3-protocol server over a directory, in Rust) once; the binary stays in
+# ~/.cargo/bin. 0.14.1 is the last release that builds with the rustc of these machines.
+ensure_s3s() {
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if command -v s3s-fs >/dev/null; then return; fi
+    log "Installing the s3s-fs S3-protocol server (cargo install, about 6 minutes, once per machine)."
+    cargo install s3s-fs --version 0.14.1 --features binary --locked
+}
+
+# Starts s3s-fs on a free loopback port over a temporary directory holding one bucket
+# (shopstream-test; tests use a prefix each). Exports SHOPSTREAM_TEST_S3_ENDPOINT,
+# SHOPSTREAM_TEST_S3_BUCKET, the AWS_* variables a watcher reads, and S3_PID.
+start_s3() {
+    ensure_s3s
+    local port; port="$(free_port)"
+    S3_DIR="$(mktemp -d "${TMPDIR:-/tmp}/shopstream-s3.XXXXXX")"
+    mkdir -p "$S3_DIR/shopstream-test"
+    local logfile="$S3_DIR.log"
+    local key="shopstream-test-key" secret="shopstream-test-secret"
+    s3s-fs --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$S3_DIR" >"$logfile" 2>&1 &
+    S3_PID=$!
+    export S3_PID S3_DIR
+    for _ in $(seq 1 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            export SHOPSTREAM_TEST_S3_ENDPOINT="http://127.0.0.1:$port" SHOPSTREAM_TEST_S3_BUCKET="shopstream-test"
+            export AWS_ENDPOINT_URL="$SHOPSTREAM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$key" \
+                AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION="us-east-1" AWS_ALLOW_HTTP="true"
+            log "s3s-fs listening on $SHOPSTREAM_TEST_S3_ENDPOINT, bucket shopstream-test (log: $logfile)."
+            return
+        fi
+        sleep 0.2
+    done
+    echo "s3s-fs did not start; its log:" >&2; cat "$logfile" >&2; return 1
+}
+
+stop_s3() {
+    if [ -n "${S3_PID:-}" ]; then kill "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true; fi
+    if [ -n "${S3_DIR:-}" ]; then rm -rf "$S3_DIR" "$S3_DIR.log"; fi
+}
+
 # Headless Chromium for the dashboard's browser test (tests/it/dashboard.rs); apt-get once.
 ensure_chromium() {
     if [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM:-}" ]; then return; fi

@@ -103,6 +103,8 @@ pub enum ConfigError {
         value: String,
         source: chrono::ParseError,
     },
+    #[error("--landing-dir: {0}")]
+    Bucket(String),
     #[error("--rate must be a positive number of events per second")]
     Rate,
     #[error("--events-per-session must be a number of at least 1, got {0}")]
@@ -223,7 +225,9 @@ pub struct WatchArgs {
     /// PostgreSQL connection URL (never logged with its password).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
-    /// Directory to watch; finished files move to processed/ or rejected/ inside it.
+    /// Directory to watch, or a bucket `s3://BUCKET/PREFIX` (endpoint and credentials from
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP);
+    /// finished files move to processed/ or rejected/ inside it.
     #[arg(long, env = "LANDING_DIR", default_value = DEFAULT_LANDING_DIR)]
     pub landing_dir: PathBuf,
     /// Kafka bootstrap servers (host:port,…); empty turns the Kafka mirror off.
@@ -375,6 +379,10 @@ impl WatchArgs {
             return Err(ConfigError::Zero {
                 name: "max-line-bytes",
             });
+        }
+        if crate::landing::is_bucket_url(&self.landing_dir) {
+            let url = self.landing_dir.to_string_lossy();
+            crate::landing::bucket::parse_url(&url).map_err(ConfigError::Bucket)?;
         }
         let http_addr: Option<std::net::SocketAddr> = match self.http_addr.trim() {
             "" | "off" => None,

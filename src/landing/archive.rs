@@ -34,15 +34,7 @@ impl LandingDir {
 
     /// The writer of `rejected/<name>.rejected.csv`: the file's header plus `line,reason`.
     pub fn rejects_file(&self, file_name: &str, header: &str, delimiter: u8) -> RejectsFile {
-        let dir = self.root.join(REJECTED);
-        let d = delimiter as char;
-        RejectsFile {
-            tmp: dir.join(format!(".{file_name}.rejected.csv.tmp")),
-            target: dir.join(format!("{file_name}.rejected.csv")),
-            out: None,
-            failed: false,
-            header: format!("{header}{d}line{d}reason\n"),
-        }
+        RejectsFile::in_dir(&self.root.join(REJECTED), file_name, header, delimiter)
     }
 
     fn archive(&self, path: &Path, folder: &str) -> io::Result<PathBuf> {
@@ -87,6 +79,18 @@ pub struct RejectsFile {
 }
 
 impl RejectsFile {
+    /// The writer of `dir/<file_name>.rejected.csv`.
+    pub(super) fn in_dir(dir: &Path, file_name: &str, header: &str, delimiter: u8) -> RejectsFile {
+        let d = delimiter as char;
+        RejectsFile {
+            tmp: dir.join(format!(".{file_name}.rejected.csv.tmp")),
+            target: dir.join(format!("{file_name}.rejected.csv")),
+            out: None,
+            failed: false,
+            header: format!("{header}{d}line{d}reason\n"),
+        }
+    }
+
     /// Appends CSV text; the file (with `header`) is created on the first call. After a failed
     /// write the file is given up (removed) and later calls write nothing: a rejects file with
     /// rows missing would look complete.

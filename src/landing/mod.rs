@@ -1,13 +1,17 @@
 //! Landing: where files arrive and leave. This file discovers candidates in the landing
 //! directory; [`settle`] says when one is complete, [`identity`] what it is by content,
 //! [`claim`] which watcher reads it, and [`archive`] where it goes when done (`processed/`, or
-//! `rejected/` with a reason beside it). Owns every file-system move; never parses CSV, and
-//! talks to Postgres only for claims. Nothing is deleted.
+//! `rejected/` with a reason beside it). [`bucket`] does the same for objects under an
+//! `s3://` prefix, and [`source`] is the one of the two a run reads. Owns every move; never
+//! parses CSV, and talks to Postgres only for claims. Nothing is deleted (an object is deleted
+//! only once its copy is in `processed/` or `rejected/`).
 
 mod archive;
+pub mod bucket;
 mod claim;
 mod identity;
 mod settle;
+mod source;
 
 use std::collections::HashSet;
 use std::fs;
@@ -19,6 +23,7 @@ pub use archive::{ArchiveError, RejectsFile};
 pub use claim::{release_claim, try_claim};
 pub use identity::{identify, Identity, IdentityError};
 pub use settle::{settle_wait, unchanged_since, Readiness};
+pub use source::{is_bucket_url, Landing};
 
 pub const PROCESSED: &str = "processed";
 pub const REJECTED: &str = "rejected";
@@ -35,6 +40,8 @@ pub enum Admission {
     Settled,
     /// Its marker file (`<name><marker suffix>`) exists.
     Marker,
+    /// An object listed in a bucket (a PUT is atomic: a listed object is whole).
+    Listed,
 }
 
 impl Admission {
@@ -43,6 +50,7 @@ impl Admission {
             Admission::Renamed => "renamed",
             Admission::Settled => "settled",
             Admission::Marker => "marker",
+            Admission::Listed => "listed",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Whole-file problems: a file that breaks one is rejected as a whole and nothing of it loads.
 //! Each names the line (and byte offset where it helps) and what to do about it.
 
+use super::compression::CorruptArchive;
 use super::profile::Miss;
 
 /// Problems with a file as a whole; the file is rejected and nothing of it is loaded.
@@ -44,8 +45,26 @@ pub enum FileError {
     },
     #[error("the header names column {0:?} twice")]
     DuplicateColumn(String),
+    /// A `.gz` or `.zst` file whose decoder gave up part-way (cut short, damaged bytes).
+    #[error(transparent)]
+    Corrupt(CorruptArchive),
     #[error("cannot read the file: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the CSV cannot be parsed near line {line}: {message}")]
     Parse { line: u64, message: String },
+}
+
+impl From<std::io::Error> for FileError {
+    /// A damaged archive travels through `Read` as an I/O error; it is named for what it is.
+    fn from(e: std::io::Error) -> Self {
+        if !e.get_ref().is_some_and(|i| i.is::<CorruptArchive>()) {
+            return FileError::Io(e);
+        }
+        let kind = e.kind();
+        match e.into_inner().map(|i| i.downcast::<CorruptArchive>()) {
+            Some(Ok(corrupt)) => FileError::Corrupt(*corrupt),
+            Some(Err(other)) => FileError::Io(std::io::Error::new(kind, other)),
+            None => FileError::Io(kind.into()),
+        }
+    }
 }

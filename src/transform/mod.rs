@@ -7,6 +7,7 @@
 //! Pure apart from reading the one file it is given: no database, no Kafka, no file moves.
 
 mod chunk;
+mod compression;
 mod error;
 mod extra;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub mod streams;
 mod tests;
 mod text;
 
+pub use compression::{decompressed, Compression, CorruptArchive};
 pub use error::FileError;
 pub use extra::{ExtraColumn, EXTRA};
 pub use header::Header;

@@ -1,5 +1,6 @@
 //! Batch mode (`--once`): the files in the landing directory at start, shared by the workers
-//! through one queue, each read once it is complete, until none is left or a stop is asked.
+//! through one queue, each read once it is complete, until none is left or a stop is asked. A
+//! file another watcher holds goes to the back of the queue.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -22,9 +23,12 @@ impl Watcher {
         progress: &Mutex<Progress>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), WatchError> {
+        // Files in a row found claimed by another watcher; once every file left was, wait.
+        let mut busy_in_a_row = 0;
         while let Some(path) = next_file(queue) {
             let mut backoff = super::retry_backoff();
             let mut move_tries = 0;
+            let mut busy = false;
             loop {
                 if *shutdown.borrow_and_update() {
                     // Left for the next run; the run's summary counts it as not done.
@@ -34,7 +38,7 @@ impl Watcher {
                         .push_front(path);
                     return Ok(());
                 }
-                let admission = match self.landing.readiness(&path, self.settings.settle) {
+                let admission = match self.landing.readiness(&path, self.settings.settle).await {
                     Readiness::Ready(admission) => admission,
                     // Not ours to read yet, or taken by another watcher or a user.
                     Readiness::AwaitingMarker | Readiness::Gone => break,
@@ -44,7 +48,13 @@ impl Watcher {
                     }
                 };
                 match self.process(&path, admission).await {
-                    Outcome::Busy => tokio::time::sleep(BUSY_RECHECK).await,
+                    // Another watcher reads it: go on with the next file and come back to this
+                    // one, so that watchers listing the same files spread over them instead of
+                    // queueing behind each other on the same one.
+                    Outcome::Busy => {
+                        busy = true;
+                        break;
+                    }
                     // A batch does not wait long for a read-only or full disk: the file's fate
                     // is committed, and the next run only moves it.
                     Outcome::Stuck(_) if move_tries < STUCK_MOVE_TRIES => {
@@ -63,6 +73,20 @@ impl Watcher {
                     _ => break,
                 }
             }
+            if busy {
+                let left = {
+                    let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    queue.push_back(path);
+                    queue.len()
+                };
+                busy_in_a_row += 1;
+                if busy_in_a_row >= left {
+                    busy_in_a_row = 0;
+                    tokio::time::sleep(BUSY_RECHECK).await;
+                }
+                continue;
+            }
+            busy_in_a_row = 0;
             progress.lock().unwrap_or_else(|e| e.into_inner()).inc();
         }
         Ok(())

@@ -64,21 +64,25 @@ impl Watcher {
                           rename it to UTF-8 and drop it again";
             return self.reject_file(path, &file, reason).await;
         }
-        let max_bytes = self.settings.max_file_bytes;
-        let owned = path.to_path_buf();
-        let identity =
-            match tokio::task::spawn_blocking(move || landing::identify(&owned, max_bytes)).await {
-                Ok(Ok(identity)) => identity,
-                // Gone since it was seen: another watcher finished it, or a user took it back.
-                Ok(Err(IdentityError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Outcome::Gone
-                }
-                Ok(Err(e)) => {
-                    let file = FileRecord::unidentified(name, admission.as_str(), started_at);
-                    return self.reject_file(path, &file, &e.to_string()).await;
-                }
-                Err(e) => return Outcome::Retry(RetryCause::Task(format!("hashing: {e}"))),
-            };
+        let identified = self
+            .landing
+            .identify(path, self.settings.max_file_bytes)
+            .await;
+        let identity = match identified {
+            Ok(identity) => identity,
+            // Gone since it was seen: another watcher finished it, or a user took it back.
+            Err(IdentityError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Outcome::Gone
+            }
+            // A bucket that does not answer: nothing is known of the object yet; try again.
+            Err(IdentityError::Io(e)) if self.landing.local().is_none() => {
+                return Outcome::Retry(RetryCause::Task(format!("reading the object: {e}")))
+            }
+            Err(e) => {
+                let file = FileRecord::unidentified(name, admission.as_str(), started_at);
+                return self.reject_file(path, &file, &e.to_string()).await;
+            }
+        };
         if identity.size == 0 && self.settings.marker_suffix.is_none() {
             if let Some(suffix) = landing::marker_suffix_of(&name) {
                 let file = FileRecord::unidentified(name, admission.as_str(), started_at);
@@ -134,13 +138,15 @@ impl Watcher {
         let source = path.to_path_buf();
         let limits = self.settings.limits;
         let profiles = self.profiles.clone();
-        let reader = tokio::task::spawn_blocking(move || read_file(source, limits, &profiles, tx));
+        let landing = self.landing.clone();
+        let reader =
+            tokio::task::spawn_blocking(move || read_file(&landing, source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
-            Some(Err(FileError::NoProfile { misses })) => {
+            Some(Err(FileError::NoProfile { misses })) if self.landing.local().is_some() => {
                 return self.load_other_stream(path, file, identity, misses).await
             }
-            Some(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
+            Some(Err(e)) => return self.file_error(path, file, e).await,
             Some(Ok(Read::Rows(..))) | None => {
                 return Outcome::Retry(RetryCause::Task(format!(
                     "the reader stopped early: {:?}",
@@ -152,6 +158,7 @@ impl Watcher {
             .landing
             .rejects_file(&file.file_name, &header.raw, header.delimiter);
         let file = &with_extra_columns_noted(file, &header);
+        let landing = self.landing.clone();
         let streamed = stream_into_postgres(
             &mut self.client,
             &self.partitions,
@@ -161,7 +168,7 @@ impl Watcher {
             header.delimiter,
             self.settings.max_reject_fraction,
             &self.settings.alerts,
-            || landing::unchanged_since(path, identity),
+            landing.unchanged_since(path, identity),
         )
         .await;
         drop(rx);
@@ -193,7 +200,7 @@ impl Watcher {
                 counts,
                 spent,
             } => {
-                let kept = match rejects.finish() {
+                let kept = match self.landing.place_rejects(rejects).await {
                     Ok(kept) => kept,
                     Err(e) => {
                         warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
@@ -203,9 +210,9 @@ impl Watcher {
                 self.loaded(path, file, (file_id, counts), spent, kept)
                     .await
             }
-            Streamed::FileError(e) => self.reject_file(path, file, &e.to_string()).await,
+            Streamed::FileError(e) => self.file_error(path, file, e).await,
             Streamed::TooManyRejects(c, bad) => {
-                let beside = rejects.finish().ok().flatten();
+                let beside = self.landing.place_rejects(rejects).await.ok().flatten();
                 let reason = format!(
                     "{} of {} rows ({:.1}%) broke the contract, more than --max-reject-fraction {}; \
                      nothing of the file was loaded. The bad rows and their reasons are in \
@@ -364,6 +371,17 @@ impl Watcher {
         };
         crate::metrics::file_finished("rejected", &counts, file.started_at); // analytics
         self.archive_rejected(path, &file, file_id, reason).await
+    }
+
+    /// A file unusable as a whole is rejected; but a bucket that stopped answering mid-read
+    /// says nothing about the object, which is read again later (nothing of it was written).
+    async fn file_error(&mut self, path: &Path, file: &FileRecord, e: FileError) -> Outcome {
+        match e {
+            FileError::Io(e) if self.landing.local().is_none() => {
+                Outcome::Retry(RetryCause::Task(format!("reading the object: {e}")))
+            }
+            e => self.reject_file(path, file, &e.to_string()).await,
+        }
     }
 
     pub(super) async fn reject_file(

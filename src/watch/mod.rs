@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::{redact_url, WatchSettings};
-use crate::landing::LandingDir;
+use crate::landing::Landing;
 use crate::load::{self, LoadError};
 use crate::mirror::{outbox, MirrorError, Relay, RelaySettings};
 use crate::status::WatchStatus;
@@ -92,7 +92,7 @@ fn note_retry(path: &Path, cause: &RetryCause, delay: Duration) {
 struct Watcher {
     settings: WatchSettings,
     profiles: Profiles,
-    landing: LandingDir,
+    landing: Landing,
     client: Client,
     /// Creates the daily partitions a file's rows need; shared by the workers.
     partitions: load::Partitions,
@@ -114,15 +114,16 @@ pub async fn run(
     let started = Instant::now();
     let profiles = load_profiles(settings.profiles_dir.as_deref())?
         .with_event_time_window(settings.event_time_window);
-    let landing = LandingDir::open(&settings.landing_dir, settings.marker_suffix.clone()).map_err(
-        |source| WatchError::Landing {
-            path: settings.landing_dir.clone(),
-            source,
-        },
-    )?;
+    let landing =
+        Landing::open(&settings.landing_dir, settings.marker_suffix.clone()).map_err(|source| {
+            WatchError::Landing {
+                path: settings.landing_dir.clone(),
+                source,
+            }
+        })?;
     let status = WatchStatus::default();
     crate::serve::start(&settings, status.clone(), shutdown.clone()).await; // analytics: serves before Postgres is up.
-    info!(database = %redact_url(&settings.database_url), landing = %landing.root.display(), "Connecting to Postgres.");
+    info!(database = %redact_url(&settings.database_url), landing = %landing.describe(), "Connecting to Postgres.");
     // A stop requested while Postgres is still unreachable ends the run at once: nothing is open.
     let mut client = tokio::select! {
         client = load::connect_with_retry(&settings.database_url, None) => client?,
@@ -168,7 +169,7 @@ pub async fn run(
     workers[0].drain_mirror_backlog().await;
     let mut files_left = 0;
     let runs = if settings.once {
-        let files = workers[0].scan()?;
+        let files = workers[0].scan().await?;
         info!(
             files = files.len(),
             workers = workers.len(),
@@ -230,16 +231,19 @@ fn relay_settings(settings: &WatchSettings) -> Option<RelaySettings> {
 }
 
 impl Watcher {
-    fn scan(&self) -> Result<Vec<PathBuf>, WatchError> {
-        self.landing.scan().map_err(|source| WatchError::Landing {
-            path: self.landing.root.clone(),
-            source,
-        })
+    async fn scan(&self) -> Result<Vec<PathBuf>, WatchError> {
+        self.landing
+            .scan()
+            .await
+            .map_err(|source| WatchError::Landing {
+                path: PathBuf::from(self.landing.describe()),
+                source,
+            })
     }
 
     fn notify_error(&self, source: notify::Error) -> WatchError {
         WatchError::Notify {
-            path: self.landing.root.clone(),
+            path: PathBuf::from(self.landing.describe()),
             source,
         }
     }

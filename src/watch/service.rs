@@ -21,18 +21,25 @@ impl Watcher {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), WatchError> {
         let (tx, mut events) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |res| {
-            let _ = tx.send(res);
-        })
-        .map_err(|source| self.notify_error(source))?;
-        watcher
-            .watch(&self.landing.root, RecursiveMode::NonRecursive)
-            .map_err(|source| self.notify_error(source))?;
+        // A bucket has no events to watch: its listing at every rescan is its discovery.
+        let _watcher = match self.landing.local() {
+            Some(dir) => {
+                let mut watcher = notify::recommended_watcher(move |res| {
+                    let _ = tx.send(res);
+                })
+                .map_err(|source| self.notify_error(source))?;
+                watcher
+                    .watch(&dir.root, RecursiveMode::NonRecursive)
+                    .map_err(|source| self.notify_error(source))?;
+                Some(watcher)
+            }
+            None => None,
+        };
         let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
-        for path in self.scan()? {
+        for path in self.scan().await? {
             pending.insert(path, Pending::new(None));
         }
-        info!(files = pending.len(), "Watching the landing directory.");
+        info!(files = pending.len(), landing = %self.landing.describe(), "Watching the landing directory.");
         let mut rescan = tokio::time::interval(self.settings.rescan);
         // A rescan that waited on a slow broker must not be followed by a burst of catch-up ones.
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -43,8 +50,14 @@ impl Watcher {
                 _ = shutdown.changed() => {}
                 Some(event) = events.recv() => self.note_event(event, &mut pending),
                 _ = rescan.tick() => {
-                    for path in self.scan()? {
-                        pending.entry(path).or_insert_with(|| Pending::new(None));
+                    match self.scan().await {
+                        Ok(paths) => {
+                            for path in paths {
+                                pending.entry(path).or_insert_with(|| Pending::new(None));
+                            }
+                        }
+                        // A bucket that does not answer for a while (its files stay where they are).
+                        Err(e) => warn!(error = %e, "Cannot list the landing; trying again at the next rescan."),
                     }
                     if self.lead {
                         self.drain_mirror_backlog().await;
@@ -76,7 +89,8 @@ impl Watcher {
         let Some(hint) = pending.get(path).map(|p| p.hint) else {
             return;
         };
-        let admission = match (self.landing.readiness(path, self.settings.settle), hint) {
+        let readiness = self.landing.readiness(path, self.settings.settle).await;
+        let admission = match (readiness, hint) {
             // Waiting for its marker (a rescan or the marker's event brings it back), or gone.
             (Readiness::AwaitingMarker | Readiness::Gone, _) => {
                 self.lock_wait_over(path);
@@ -137,16 +151,18 @@ impl Watcher {
         let Some(path) = event.paths.last() else {
             return;
         };
+        let Some(landing) = self.landing.local() else {
+            return;
+        };
         // A marker's arrival makes its data file due.
-        let path = match self.landing.data_file_of_marker(path) {
+        let path = match landing.data_file_of_marker(path) {
             Some(data) => data,
             None => path.clone(),
         };
-        if !self.landing.is_candidate(&path) || std::fs::symlink_metadata(&path).is_err() {
+        if !landing.is_candidate(&path) || std::fs::symlink_metadata(&path).is_err() {
             return;
         }
-        let hint =
-            (renamed_in && self.landing.marker(&path).is_none()).then_some(Admission::Renamed);
+        let hint = (renamed_in && landing.marker(&path).is_none()).then_some(Admission::Renamed);
         let entry = pending.entry(path).or_insert_with(|| Pending::new(hint));
         if hint.is_some() {
             entry.hint = hint;

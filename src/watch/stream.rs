@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 use tracing::warn;
 
-use crate::landing::RejectsFile;
+use crate::landing::{Landing, RejectsFile};
 use crate::load::{
     self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, Partitions, Spent,
 };
@@ -60,7 +60,7 @@ pub(super) async fn stream_into_postgres(
     delimiter: u8,
     max_reject_fraction: f64,
     alert_rules: &load::AlertRules,
-    unchanged: impl Fn() -> bool,
+    unchanged: impl std::future::Future<Output = bool>,
 ) -> Result<Streamed, LoadError> {
     let mut load = match FileLoad::begin(client, partitions, file).await? {
         Begun::Started(load) => *load,
@@ -84,7 +84,7 @@ pub(super) async fn stream_into_postgres(
             warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
         }
     }
-    if !unchanged() {
+    if !unchanged.await {
         load.rollback().await?;
         return Ok(Streamed::Changed);
     }
@@ -103,6 +103,7 @@ pub(super) async fn stream_into_postgres(
 
 /// The reader thread: header, then chunks, then it ends; stops early when the loader hangs up.
 pub(super) fn read_file(
+    landing: &Landing,
     path: PathBuf,
     limits: Limits,
     profiles: &Profiles,
@@ -113,7 +114,10 @@ pub(super) fn read_file(
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let reader = std::fs::File::open(&path)
+    let compression = transform::Compression::of_name(&source_file);
+    let reader = landing
+        .reader(&path)
+        .and_then(|f| transform::decompressed(f, compression))
         .map_err(FileError::from)
         .and_then(|f| FileReader::open_with(f, limits, profiles));
     let mut reader = match reader {

@@ -65,20 +65,20 @@ impl Watcher {
         to: Destination,
         outcome: Outcome,
     ) -> Outcome {
-        match self.move_out(path, &to) {
+        match self.move_out(path, &to).await {
             Ok(()) => {}
             Err(ArchiveError::NoNote { target, source }) => no_note(file_id, &target, &source),
             // Moved by someone else meanwhile: it has left, which is all that was asked.
             Err(ArchiveError::NotMoved(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(ArchiveError::NotMoved(e)) => {
-                let meta = std::fs::symlink_metadata(path).ok();
+                let meta = self.landing.stat(path).await;
                 self.stuck.insert(
                     path,
                     StuckFile {
                         file_id,
                         to: to.clone(),
-                        size: meta.as_ref().map_or(0, |m| m.len()),
-                        modified: meta.and_then(|m| m.modified().ok()),
+                        size: meta.map_or(0, |(size, _)| size),
+                        modified: meta.and_then(|(_, modified)| modified),
                     },
                 );
                 error!(
@@ -101,11 +101,11 @@ impl Watcher {
     /// `None` when the file is not stuck, or was replaced since and must be read as new.
     pub(super) async fn retry_stuck(&mut self, path: &Path) -> Option<Outcome> {
         let stuck = self.stuck.get(path)?;
-        let Ok(meta) = std::fs::symlink_metadata(path) else {
+        let Some((size, modified)) = self.landing.stat(path).await else {
             self.stuck.remove(path);
             return Some(Outcome::Gone);
         };
-        if meta.len() != stuck.size || meta.modified().ok() != stuck.modified {
+        if size != stuck.size || modified != stuck.modified {
             self.stuck.remove(path);
             info!(
                 file_id = stuck.file_id,
@@ -113,7 +113,7 @@ impl Watcher {
             );
             return None;
         }
-        match self.move_out(path, &stuck.to) {
+        match self.move_out(path, &stuck.to).await {
             Err(ArchiveError::NotMoved(e)) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Some(Outcome::Stuck(None))
             }
@@ -132,10 +132,12 @@ impl Watcher {
         Some(Outcome::Archived)
     }
 
-    fn move_out(&self, path: &Path, to: &Destination) -> Result<(), ArchiveError> {
+    async fn move_out(&self, path: &Path, to: &Destination) -> Result<(), ArchiveError> {
         match to {
-            Destination::Processed => self.landing.archive_processed(path).map(drop)?,
-            Destination::Rejected(note) => self.landing.archive_rejected(path, note).map(drop)?,
+            Destination::Processed => self.landing.archive_processed(path).await.map(drop)?,
+            Destination::Rejected(note) => {
+                self.landing.archive_rejected(path, note).await.map(drop)?
+            }
         }
         Ok(())
     }

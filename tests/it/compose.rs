@@ -305,3 +305,37 @@ async fn compose_prometheus_and_grafana_files_reference_each_other_consistently(
     }
     db.cleanup().await;
 }
+
+/// MinIO and its one-shot bucket maker: the bucket made, the credentials and the port are the
+/// ones the compose file's header tells a watcher to use.
+#[test]
+fn compose_minio_makes_the_landing_bucket_the_header_names() {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    let compose: Value = serde_yaml::from_str(&text).unwrap();
+    let minio = &compose["services"]["minio"];
+    let setup = &compose["services"]["minio-setup"];
+    assert!(
+        published_container_ports(minio).contains(&"9000".to_string()),
+        "S3 port published"
+    );
+    assert!(text.contains("AWS_ENDPOINT_URL=http://127.0.0.1:9000"));
+    let user = s(&minio["environment"]["MINIO_ROOT_USER"]);
+    let password = s(&minio["environment"]["MINIO_ROOT_PASSWORD"]);
+    assert!(text.contains(&format!(
+        "AWS_ACCESS_KEY_ID={user} AWS_SECRET_ACCESS_KEY={password}"
+    )));
+    assert!(setup["depends_on"]["minio"].is_mapping(), "waits for MinIO");
+    let script = setup["entrypoint"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        script.contains(&format!("http://minio:9000 {user} {password}")),
+        "{script}"
+    );
+    assert!(script.contains("mc mb --ignore-existing local/shopstream-landing"));
+    assert!(text.contains("--landing-dir s3://shopstream-landing/"));
+}

@@ -9,8 +9,12 @@ mod alerts;
 mod analytics;
 /// The JSON API against the SQL it equals; bad parameters; the token off loopback.
 mod api;
+/// A bucket as the landing (s3s-fs): objects moved, rejects beside them, watchers sharing it.
+mod bucket;
 /// docker-compose.yml, Prometheus and Grafana provisioning: parsed and cross-checked.
 mod compose;
+/// .csv.gz and .csv.zst landing files: compressed identity, decompressed lines, cut archives.
+mod compressed;
 /// The bad-input corpus: every case through the real watcher, each with its exact outcome.
 mod corpus;
 /// kill -9 at random moments while files stream in → tables equal a clean run.
