@@ -3,11 +3,11 @@
 -- resolved, or with none of them, so a crash or a retry can never raise an alert twice.
 CREATE TABLE streaming.alerts (
     alert_id      bigserial   PRIMARY KEY,
-    -- low_stock is reserved for the inventory stream (not raised yet).
+    -- low_stock is raised by inventory files (src/load/alerts/stock.rs).
     kind          text        NOT NULL CHECK (kind IN ('price_outlier', 'volume_spike',
                       'volume_drop', 'reject_rate', 'duplicate_rate', 'low_stock')),
     -- What it is about: a product id (price_outlier), an hour as 'YYYY-MM-DDTHH:00Z' (volume_*),
-    -- a source profile (reject_rate, duplicate_rate).
+    -- a source profile (reject_rate, duplicate_rate), 'PRODUCT@WAREHOUSE' (low_stock).
     subject       text        NOT NULL,
     -- The value that broke the rule, the baseline it was judged against, and the range of
     -- values the rule accepts (NULL: unbounded on that side).

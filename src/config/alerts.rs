@@ -2,7 +2,7 @@
 //! the data-quality checks, defaulting to the named consts in `load::alerts`. No I/O.
 
 use crate::load::alerts::{
-    AlertRules, DUPLICATE_SHARE, PRICE_FACTOR, RATE_FACTOR, REJECT_SHARE, VOLUME_FACTOR,
+    AlertRules, DUPLICATE_SHARE, LOW_STOCK, PRICE_FACTOR, RATE_FACTOR, REJECT_SHARE, VOLUME_FACTOR,
     VOLUME_MIN_EVENTS,
 };
 
@@ -33,6 +33,10 @@ pub struct AlertArgs {
     /// reject_rate / duplicate_rate: how many times its recent files' share a file's may reach.
     #[arg(long, env = "ALERT_RATE_FACTOR", default_value_t = RATE_FACTOR)]
     pub alert_rate_factor: f64,
+    /// low_stock: a product's current stock in a warehouse below this many units (inventory
+    /// files).
+    #[arg(long, env = "ALERT_LOW_STOCK", default_value_t = LOW_STOCK)]
+    pub alert_low_stock: i32,
 }
 
 impl AlertArgs {
@@ -69,6 +73,7 @@ impl AlertArgs {
             reject_share: self.alert_reject_share,
             duplicate_share: self.alert_duplicate_share,
             rate_factor: self.alert_rate_factor,
+            low_stock: self.alert_low_stock,
         })
     }
 }

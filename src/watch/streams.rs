@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use super::stream::{Streamed, QUARANTINE_KEPT};
 use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Identity};
-use crate::load::{FileRecord, LoadError, Spent, StreamBegun, StreamLoad};
+use crate::load::{self, FileRecord, LoadError, Spent, StreamBegun, StreamLoad};
 use crate::transform::streams::{self, StreamFile};
 use crate::transform::{self, FileError, Miss};
 
@@ -64,6 +64,7 @@ impl Watcher {
             &file,
             &parsed,
             self.settings.max_reject_fraction,
+            &self.settings.alerts,
             || landing::unchanged_since(path, identity),
         )
         .await;
@@ -77,13 +78,14 @@ async fn load_stream(
     file: &FileRecord,
     parsed: &StreamFile,
     max_reject_fraction: f64,
+    alert_rules: &load::AlertRules,
     unchanged: impl Fn() -> bool,
 ) -> Result<Streamed, LoadError> {
     let mut load = match StreamLoad::begin(client, file).await? {
         StreamBegun::Started(load) => load,
         StreamBegun::SameContent => return Ok(Streamed::SameContent),
     };
-    load.add(parsed).await?;
+    load.add(parsed, alert_rules).await?;
     if !unchanged() {
         load.rollback().await?;
         return Ok(Streamed::Changed);

@@ -313,3 +313,99 @@ async fn a_file_far_above_its_sources_reject_or_duplicate_share_raises_once_and_
     assert_eq!(alerts(&pg, "reject_rate", "native").await, (0, 1));
     db.cleanup().await;
 }
+
+/// Writes inventory updates (time, product, stock_change, current_stock) in warehouse wh-a.
+fn drop_inventory(landing: &Path, name: &str, rows: &[(&str, &str, i32, i32)]) {
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|(time, product, change, stock)| {
+            let id = uuid::Uuid::new_v4();
+            format!("{id},{time},{product},Widget,wh-a,{change},{stock}")
+        })
+        .collect();
+    let text = format!(
+        "update_id,event_time,product_id,product_name,warehouse,stock_change,current_stock\n{}\n",
+        rows.join("\n")
+    );
+    let tmp = landing.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, landing.join(name)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stock_below_the_threshold_raises_one_low_stock_alert_until_a_restock() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    drop_inventory(
+        landing.path(),
+        "inv-1.csv",
+        &[
+            ("2026-11-01T10:00:00Z", "p1", -5, 20),
+            ("2026-11-01T11:00:00Z", "p1", -15, 5),
+            ("2026-11-01T11:00:00Z", "p2", -1, 50),
+        ],
+    );
+    let log = load(landing.path(), &db, &[]);
+    let pg = db.client().await;
+    assert_eq!(alerts(&pg, "low_stock", "p1@wh-a").await, (1, 0), "{log}");
+    assert!(log.contains("Data-quality alert raised.") && log.contains("low_stock"));
+    assert_eq!(alerts(&pg, "low_stock", "p2@wh-a").await, (0, 0));
+    let raised = pg
+        .query_one(
+            "SELECT observed::text, expected_low::text, parameters->>'threshold' \
+             FROM streaming.alerts WHERE kind = 'low_stock'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(raised.get::<_, String>(0), "5");
+    assert_eq!(raised.get::<_, String>(1), "10");
+    assert_eq!(raised.get::<_, String>(2), "10");
+
+    // Still low: the open alert stays the only one.
+    drop_inventory(
+        landing.path(),
+        "inv-2.csv",
+        &[("2026-11-01T12:00:00Z", "p1", -2, 3)],
+    );
+    load(landing.path(), &db, &[]);
+    assert_eq!(alerts(&pg, "low_stock", "p1@wh-a").await, (1, 0));
+
+    // The API shows the level and the open alert; an unknown product is a 404 naming it.
+    let addr = free_addr();
+    let child = serve_watcher(landing.path(), &db, &addr, &[], &[]);
+    let up = wait_for(Duration::from_secs(60), || async {
+        http_get(&addr, "/api/stock/p1").is_ok_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert!(up, "/api/stock answers");
+    let (_, body) = http_get(&addr, "/api/stock/p1").unwrap();
+    let stock: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stock["product_id"], "p1");
+    assert_eq!(stock["warehouses"][0]["warehouse"], "wh-a");
+    assert_eq!(stock["warehouses"][0]["current_stock"], 3);
+    assert_eq!(stock["warehouses"][0]["low_stock"], true);
+    let (status, body) = http_get(&addr, "/api/stock/nope").unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("product_id"), "{body}");
+    terminate(child);
+
+    // A restock resolves it, by that file.
+    drop_inventory(
+        landing.path(),
+        "inv-3.csv",
+        &[("2026-11-01T13:00:00Z", "p1", 40, 43)],
+    );
+    load(landing.path(), &db, &[]);
+    assert_eq!(alerts(&pg, "low_stock", "p1@wh-a").await, (0, 1));
+    let resolved_by: i64 = pg
+        .query_one(
+            "SELECT resolved_by FROM streaming.alerts WHERE kind = 'low_stock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(resolved_by, file_id(&pg, "inv-3.csv").await);
+    db.cleanup().await;
+}

@@ -6,20 +6,22 @@
 //! of its hours, the ledger rows of the last files of its profile. Never reads the events.
 //!
 //! Kinds: [`prices`] (`price_outlier`), [`volume`] (`volume_spike`, `volume_drop`), [`rates`]
-//! (`reject_rate`, `duplicate_rate`). `low_stock` belongs to the inventory stream: it gets its
-//! own check here, fed by the inventory file's stock levels, when that stream is loaded.
+//! (`reject_rate`, `duplicate_rate`) for event files; [`stock`] (`low_stock`) for inventory
+//! files, run by their own load (`load::streams`) with the levels the file moved.
 
 mod prices;
 mod rates;
+mod stock;
 mod volume;
 
 use tokio_postgres::{Row, Transaction};
 use tracing::{info, warn};
 
 pub use prices::FilePrices;
+pub use stock::check_stock;
 pub use volume::FileHours;
 
-/// Every kind of alert, `low_stock` included (reserved for the inventory stream).
+/// Every kind of alert.
 pub const KINDS: [&str; 6] = [
     "price_outlier",
     "volume_spike",
@@ -47,6 +49,8 @@ pub struct AlertRules {
     pub duplicate_share: f64,
     /// `reject_rate` / `duplicate_rate`: how far above its baseline a share may go.
     pub rate_factor: f64,
+    /// `low_stock`: a product's stock in a warehouse below this many units.
+    pub low_stock: i32,
 }
 
 pub const PRICE_FACTOR: f64 = 10.0;
@@ -69,6 +73,7 @@ pub const RATE_WINDOW: i64 = 20;
 pub const RATE_MIN_FILES: i64 = 3;
 /// Smaller files are not judged: a few bad rows in a tiny file say little.
 pub const RATE_MIN_ROWS: i64 = 100;
+pub const LOW_STOCK: i32 = 10;
 
 impl Default for AlertRules {
     fn default() -> AlertRules {
@@ -80,6 +85,7 @@ impl Default for AlertRules {
             reject_share: REJECT_SHARE,
             duplicate_share: DUPLICATE_SHARE,
             rate_factor: RATE_FACTOR,
+            low_stock: LOW_STOCK,
         }
     }
 }
@@ -151,7 +157,13 @@ pub async fn check(
     .await?;
     changes.extend(volume);
     changes.extend(rates);
-    for c in &changes {
+    log_changes(file_id, &changes);
+    Ok(changes)
+}
+
+/// Logs each alert raised (WARN, with what broke the rule) and resolved (INFO).
+fn log_changes(file_id: i64, changes: &[Change]) {
+    for c in changes {
         let (kind, subject) = (c.kind.as_str(), c.subject.as_str());
         if c.raised {
             let observed = c.observed.as_deref().unwrap_or("?");
@@ -172,5 +184,4 @@ pub async fn check(
             info!(file_id, kind, subject, "Data-quality alert resolved.");
         }
     }
-    Ok(changes)
 }

@@ -10,6 +10,7 @@ mod transactions;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Transaction};
 
+use super::alerts::{self, AlertRules};
 use super::file_load::{copy_rejected_rows, lock_timeout_setting};
 use super::ledger::{self, Counts, FileRecord};
 use super::LoadError;
@@ -53,19 +54,26 @@ impl<'a> StreamLoad<'a> {
     }
 
     /// Inserts the file's new rows (those whose keys are loaded already count as duplicates)
-    /// and its rejected rows.
+    /// and its rejected rows; an inventory file's stock levels are then checked for
+    /// `low_stock` alerts, which commit with it.
     ///
     /// # Errors
     /// `Unavailable`, `LockTimeout`, `Conflict` (a deadlock with a concurrent load of the same
     /// stock levels: read the file again) or `Refused`.
-    pub async fn add(&mut self, file: &StreamFile) -> Result<(), LoadError> {
+    pub async fn add(&mut self, file: &StreamFile, rules: &AlertRules) -> Result<(), LoadError> {
         let (rows, loaded) = match &file.rows {
             StreamRows::Transactions(t) => {
                 let rows: usize = t.iter().map(|t| t.items.len()).sum();
                 (rows, transactions::insert(&self.tx, self.file_id, t).await)
             }
             StreamRows::Inventory(u) => {
-                (u.len(), inventory::insert(&self.tx, self.file_id, u).await)
+                let loaded = match inventory::insert(&self.tx, self.file_id, u).await {
+                    Ok(n) => alerts::check_stock(&self.tx, self.file_id, u, rules)
+                        .await
+                        .map(|_| n),
+                    Err(e) => Err(e),
+                };
+                (u.len(), loaded)
             }
         };
         let loaded = loaded.map_err(|e| match e.code() {

@@ -123,6 +123,14 @@ const SESSION: &str = "SELECT session_id, user_id, started_at, ended_at, \
     purchases, revenue::text AS revenue, reached_cart, purchased \
     FROM streaming.sessions WHERE session_id = $1";
 
+/// A product's stock per warehouse (`streaming.stock_levels`, from inventory files), with
+/// whether it is below the `low_stock` alert's threshold right now (an open alert).
+const STOCK: &str =
+    "SELECT s.warehouse, s.current_stock, s.as_of, s.update_id::text AS update_id, \
+    EXISTS (SELECT FROM streaming.alerts a WHERE a.kind = 'low_stock' AND a.resolved_at IS NULL \
+            AND a.subject = s.product_id || '@' || s.warehouse) AS low_stock \
+    FROM streaming.stock_levels s WHERE s.product_id = $1 ORDER BY s.warehouse";
+
 /// A session's events lie between its first and last event time: the time range prunes the
 /// events to those days' primary keys (events have no index on session_id).
 const SESSION_EVENTS_SQL: &str = concat!(
@@ -257,6 +265,28 @@ pub(super) async fn session(
         )
         .await?;
     body.insert("events".into(), json::array(&events)?);
+    Ok(ok(&Value::Object(body)))
+}
+
+/// `/api/stock/{product_id}`: the product's stock in each warehouse; 404 when no inventory
+/// file ever named it.
+pub(super) async fn stock(
+    State(state): State<Arc<AppState>>,
+    Path(product_id): Path<String>,
+    Query(q): Pairs,
+) -> Result<Response, ApiError> {
+    Params::new(q, &[])?;
+    let guard = session_of(&state).await?;
+    let rows = client(&guard)?.query(STOCK, &[&product_id]).await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound {
+            parameter: "product_id".into(),
+            message: "no stock level for this product".into(),
+        });
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("product_id".into(), Value::String(product_id));
+    body.insert("warehouses".into(), json::array(&rows)?);
     Ok(ok(&Value::Object(body)))
 }
 

@@ -83,6 +83,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/categories/top", get(endpoints::top_categories))
         .route("/sessions/{session_id}", get(endpoints::session))
         .route("/users/{user_id}/events", get(endpoints::user_events))
+        .route("/stock/{product_id}", get(endpoints::stock))
         .route("/alerts", get(endpoints::alerts))
         .route("/files", get(endpoints::files))
         .route("/openapi.json", get(openapi))
