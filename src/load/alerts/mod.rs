@@ -161,27 +161,41 @@ pub async fn check(
     Ok(changes)
 }
 
-/// Logs each alert raised (WARN, with what broke the rule) and resolved (INFO).
+/// Raised alerts a file logs one line each; the rest are counted in one line. A change of
+/// catalogue can raise one per product, and a log that floods hides everything else (and blocks
+/// a watcher whose stderr is a pipe nobody reads fast enough).
+const LOGGED_PER_FILE: usize = 5;
+
+/// Logs the first [`LOGGED_PER_FILE`] alerts raised (WARN, with what broke the rule), a count of
+/// the others (WARN), and each one resolved (INFO).
 fn log_changes(file_id: i64, changes: &[Change]) {
-    for c in changes {
+    let raised = changes.iter().filter(|c| c.raised).count();
+    for c in changes.iter().filter(|c| c.raised).take(LOGGED_PER_FILE) {
         let (kind, subject) = (c.kind.as_str(), c.subject.as_str());
-        if c.raised {
-            let observed = c.observed.as_deref().unwrap_or("?");
-            let low = c.expected_low.as_deref().unwrap_or("-inf");
-            let high = c.expected_high.as_deref().unwrap_or("+inf");
-            let baseline = c.baseline.as_deref().unwrap_or("?");
-            warn!(
-                file_id,
-                kind,
-                subject,
-                observed,
-                baseline,
-                expected_low = low,
-                expected_high = high,
-                "Data-quality alert raised."
-            );
-        } else {
-            info!(file_id, kind, subject, "Data-quality alert resolved.");
-        }
+        let observed = c.observed.as_deref().unwrap_or("?");
+        let low = c.expected_low.as_deref().unwrap_or("-inf");
+        let high = c.expected_high.as_deref().unwrap_or("+inf");
+        let baseline = c.baseline.as_deref().unwrap_or("?");
+        warn!(
+            file_id,
+            kind,
+            subject,
+            observed,
+            baseline,
+            expected_low = low,
+            expected_high = high,
+            "Data-quality alert raised."
+        );
+    }
+    if raised > LOGGED_PER_FILE {
+        let more = raised - LOGGED_PER_FILE;
+        warn!(
+            file_id,
+            more, "More data-quality alerts raised by this file; all are in streaming.alerts."
+        );
+    }
+    for c in changes.iter().filter(|c| !c.raised) {
+        let (kind, subject) = (c.kind.as_str(), c.subject.as_str());
+        info!(file_id, kind, subject, "Data-quality alert resolved.");
     }
 }
