@@ -89,6 +89,16 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# Waits up to 10 s for a server started in the background to listen on loopback port $1; on
+# time-out prints what $2 (its name) wrote to its log $3 and fails.
+wait_for_port() {
+    for _ in $(seq 1 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.2
+    done
+    echo "$2 did not start; its log:" >&2; cat "$3" >&2; return 1
+}
+
 # Starts tansu with in-memory storage on a free loopback port; exports KAFKA_BROKERS and TANSU_PID.
 start_tansu() {
     ensure_tansu
@@ -99,15 +109,9 @@ start_tansu() {
         --advertised-listener-url "tcp://127.0.0.1:$port" >"$logfile" 2>&1 &
     TANSU_PID=$!
     export TANSU_PID TANSU_LOG="$logfile"
-    for _ in $(seq 1 50); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            export KAFKA_BROKERS="127.0.0.1:$port"
-            log "tansu broker listening on $KAFKA_BROKERS (log: $logfile)."
-            return
-        fi
-        sleep 0.2
-    done
-    echo "tansu did not start; its log:" >&2; cat "$logfile" >&2; return 1
+    wait_for_port "$port" tansu "$logfile" || return 1
+    export KAFKA_BROKERS="127.0.0.1:$port"
+    log "tansu broker listening on $KAFKA_BROKERS (log: $logfile)."
 }
 
 stop_tansu() {
@@ -136,17 +140,11 @@ start_s3() {
     s3s-fs --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$S3_DIR" >"$logfile" 2>&1 &
     S3_PID=$!
     export S3_PID S3_DIR
-    for _ in $(seq 1 50); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            export SHOPSTREAM_TEST_S3_ENDPOINT="http://127.0.0.1:$port" SHOPSTREAM_TEST_S3_BUCKET="shopstream-test"
-            export AWS_ENDPOINT_URL="$SHOPSTREAM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$key" \
-                AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION="us-east-1" AWS_ALLOW_HTTP="true"
-            log "s3s-fs listening on $SHOPSTREAM_TEST_S3_ENDPOINT, bucket shopstream-test (log: $logfile)."
-            return
-        fi
-        sleep 0.2
-    done
-    echo "s3s-fs did not start; its log:" >&2; cat "$logfile" >&2; return 1
+    wait_for_port "$port" s3s-fs "$logfile" || return 1
+    export SHOPSTREAM_TEST_S3_ENDPOINT="http://127.0.0.1:$port" SHOPSTREAM_TEST_S3_BUCKET="shopstream-test"
+    export AWS_ENDPOINT_URL="$SHOPSTREAM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$key" \
+        AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION="us-east-1" AWS_ALLOW_HTTP="true"
+    log "s3s-fs listening on $SHOPSTREAM_TEST_S3_ENDPOINT, bucket shopstream-test (log: $logfile)."
 }
 
 stop_s3() {
