@@ -238,11 +238,23 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
         .put("y.csv", generated_text(60, 72).into_bytes())
         .await;
     bucket.put("y.csv.done", Vec::new()).await;
+    // The ledger commits before the object and its marker move out (copy, then delete): wait
+    // for y.csv.done to have gone too before looking at what is left.
     let y_loaded = wait_for(Duration::from_secs(60), || async {
         count(&pg, "SELECT count(*) FROM streaming.ingest_files").await == 1
+            && !bucket
+                .names("")
+                .await
+                .iter()
+                .any(|n| n.starts_with("y.csv"))
     })
     .await;
     let waiting = bucket.names("").await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.ingest_files").await,
+        1,
+        "x.csv is not loaded without its marker"
+    );
     // Put below the listing cursor (after y.csv.done): found by the next whole listing.
     bucket.put("x.csv.done", Vec::new()).await;
     let both = wait_for(Duration::from_secs(60), || async {
