@@ -78,12 +78,12 @@ pub(super) async fn lock_days(
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The UTC day of an event time in microseconds, as days since the epoch: its partition.
-pub(super) fn day_of(micros: i64) -> i64 {
+pub(crate) fn day_of(micros: i64) -> i64 {
     micros.div_euclid(MICROS_PER_DAY)
 }
 
 /// A day number of [`day_of`] as a date.
-pub(super) fn date_of(day: i64) -> NaiveDate {
+pub(crate) fn date_of(day: i64) -> NaiveDate {
     DateTime::UNIX_EPOCH.date_naive() + TimeDelta::days(day)
 }
 

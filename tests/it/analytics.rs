@@ -10,7 +10,7 @@ use crate::support::*;
 
 const SESSIONS: &str =
     "SELECT session_id, user_id, started_at, ended_at, duration, events, views, \
-    carts, removes, purchases, revenue, reached_cart, purchased FROM streaming.sessions";
+    carts, removes, purchases, revenue, reached_cart, purchased, session_day FROM streaming.sessions";
 
 const SESSIONS_RECOMPUTE: &str = "SELECT * FROM streaming.sessions_recompute";
 
@@ -214,7 +214,7 @@ async fn analytics_equal_a_recompute_after_out_of_order_duplicate_and_overlappin
     let r = pg
         .query_one(
             "SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'), carts > 0 \
-             FROM streaming.sessions WHERE session_id = $1",
+             FROM streaming.sessions WHERE session_id = $1 ORDER BY session_day LIMIT 1",
             &[&session],
         )
         .await

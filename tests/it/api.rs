@@ -161,8 +161,9 @@ async fn every_endpoint_equals_its_sql_and_bad_parameters_are_named() {
     // A session with several events, and its events.
     let r = pg
         .query_one(
-            "SELECT session_id, user_id, events, revenue::text FROM streaming.sessions \
-             WHERE events > 2 ORDER BY session_id LIMIT 1",
+            "SELECT session_id, min(user_id), sum(events), sum(revenue)::text \
+             FROM streaming.sessions GROUP BY session_id HAVING sum(events) > 2 \
+             ORDER BY session_id LIMIT 1",
             &[],
         )
         .await

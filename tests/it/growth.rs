@@ -1,7 +1,6 @@
 //! Flat cost as history grows (issue 15): events and purchases in daily partitions created by
 //! the load, the dedupe rule "an event is its id and its event time" across partitions, late
-//! rows into old days, retention by whole days, and the in-place upgrade of a database built by
-//! the migrations before V11.
+//! rows into old days, and retention by whole days. Upgrades of older databases: `upgrade.rs`.
 
 use std::path::Path;
 
@@ -15,7 +14,7 @@ const HEADER: &str = "event_id,event_time,user_id,session_id,event_type,product_
     product_category,product_price,quantity,total_amount,device,country";
 
 /// One native row: a view, or a purchase of 2 x 10.50 when `purchase`.
-fn row(id: Uuid, time: &str, purchase: bool) -> String {
+pub(crate) fn row(id: Uuid, time: &str, purchase: bool) -> String {
     let (kind, total) = if purchase {
         ("purchase", "21.00")
     } else {
@@ -24,7 +23,7 @@ fn row(id: Uuid, time: &str, purchase: bool) -> String {
     format!("{id},{time},u1,s-{time},{kind},p1,books,10.50,2,{total},mobile,DE")
 }
 
-fn write_csv(dir: &Path, name: &str, rows: &[String]) {
+pub(crate) fn write_csv(dir: &Path, name: &str, rows: &[String]) {
     let mut text = format!("{HEADER}\n");
     for r in rows {
         text.push_str(r);
@@ -33,12 +32,12 @@ fn write_csv(dir: &Path, name: &str, rows: &[String]) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-fn id(n: u128) -> Uuid {
+pub(crate) fn id(n: u128) -> Uuid {
     Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0000 | n)
 }
 
 /// Rows per partition of `parent`, by partition name.
-async fn partitions(pg: &Client, parent: &str) -> Vec<(String, i64)> {
+pub(crate) async fn partitions(pg: &Client, parent: &str) -> Vec<(String, i64)> {
     let names: Vec<String> = pg
         .query(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
@@ -59,7 +58,7 @@ async fn partitions(pg: &Client, parent: &str) -> Vec<(String, i64)> {
 }
 
 /// (rows_loaded, rows_duplicate, status) of the ledger row of `file`.
-async fn ledger(pg: &Client, file: &str) -> (i64, i64, String) {
+pub(crate) async fn ledger(pg: &Client, file: &str) -> (i64, i64, String) {
     let r = pg
         .query_one(
             "SELECT rows_loaded, rows_duplicate, status FROM streaming.ingest_files \
@@ -187,7 +186,7 @@ async fn a_day_that_begins_in_the_middle_of_a_file_is_created_and_loaded() {
     db.cleanup().await;
 }
 
-fn time(t: DateTime<Utc>) -> String {
+pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
@@ -243,6 +242,11 @@ async fn retention_drops_whole_old_days_and_keeps_the_aggregates() {
     );
     assert_eq!(partitions(&pg, "events").await.len(), 2);
     assert_eq!(partitions(&pg, "purchases").await.len(), 2);
+    assert_eq!(
+        partitions(&pg, "sessions").await.len(),
+        4,
+        "the sessions of dropped days stay"
+    );
     let run = pg
         .query_one(
             "SELECT days_dropped, events_dropped, purchases_dropped, note, dropped_before \
@@ -287,194 +291,4 @@ async fn retention_drops_whole_old_days_and_keeps_the_aggregates() {
 
 fn load_horizon(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     shopstream::load::retention_horizon(now, days)
-}
-
-/// The migrations a database had before V11, applied as refinery applied them.
-fn migrations_before_v11() -> Vec<refinery::Migration> {
-    [
-        (
-            "V1__streaming_schema",
-            include_str!("../../sql/V1__streaming_schema.sql"),
-        ),
-        ("V2__analytics", include_str!("../../sql/V2__analytics.sql")),
-        (
-            "V3__events_extra",
-            include_str!("../../sql/V3__events_extra.sql"),
-        ),
-        (
-            "V5__load_speed",
-            include_str!("../../sql/V5__load_speed.sql"),
-        ),
-        (
-            "V6__source_profiles",
-            include_str!("../../sql/V6__source_profiles.sql"),
-        ),
-        (
-            "V7__recompute_views",
-            include_str!("../../sql/V7__recompute_views.sql"),
-        ),
-        (
-            "V8__row_warnings",
-            include_str!("../../sql/V8__row_warnings.sql"),
-        ),
-        (
-            "V9__derive_upkeep",
-            include_str!("../../sql/V9__derive_upkeep.sql"),
-        ),
-    ]
-    .iter()
-    .map(|(name, sql)| refinery::Migration::unapplied(name, sql).unwrap())
-    .collect()
-}
-
-/// 3,000 events over three days in one loaded file, and every derived table as its recompute
-/// view says (what the loader before V11 left).
-const OLD_DATA: &str = "
-INSERT INTO streaming.ingest_files (file_id, file_name, size_bytes, sha256, status, rows_total,
-    rows_loaded, started_at)
-VALUES (1, 'old.csv', 1, 'old', 'loaded', 3000, 3000, now());
-SELECT setval('streaming.ingest_files_file_id_seq', 1);
-INSERT INTO streaming.events (event_id, event_time, user_id, session_id, event_type, product_id,
-    product_category, product_price, quantity, total_amount, device, country, file_id, source_file)
-SELECT md5(i::text)::uuid, '2026-11-01T00:00:00Z'::timestamptz + i * interval '86 seconds',
-       'u' || i % 50, 's' || i / 7,
-       CASE WHEN i % 10 = 0 THEN 'purchase' WHEN i % 10 < 3 THEN 'add_to_cart' ELSE 'view' END,
-       'p' || i % 30, CASE WHEN i % 4 = 0 THEN NULL ELSE 'c' || i % 4 END, 10.5, 1 + i % 3,
-       CASE WHEN i % 10 = 0 THEN 10.5 * (1 + i % 3) END, 'mobile', 'DE', 1, 'old.csv'
-FROM generate_series(1, 3000) i;
-INSERT INTO streaming.purchases SELECT event_id, event_time, user_id, session_id, product_id,
-    product_category, product_price, quantity, total_amount
-FROM streaming.events WHERE event_type = 'purchase';
-INSERT INTO streaming.event_stats_hourly (hour, event_type, product_category, event_count,
-    quantity, revenue) SELECT * FROM streaming.event_stats_hourly_recompute;
-INSERT INTO streaming.sessions (session_id, user_id, started_at, ended_at, events, views, carts,
-    removes, purchases, revenue)
-SELECT session_id, user_id, started_at, ended_at, events, views, carts, removes, purchases, revenue
-FROM streaming.sessions_recompute;
-INSERT INTO streaming.product_counts (product_id, product_category, views, add_to_cart, removes,
-    purchases, units_sold, revenue) SELECT * FROM streaming.product_counts_recompute;
-INSERT INTO streaming.hourly_users SELECT * FROM streaming.hourly_users_recompute;";
-
-/// Counts and a digest of every row of the tables the upgrade rewrites or must leave alone.
-const DIGEST: &str = "SELECT
-    (SELECT count(*) || ':' || md5(string_agg(e::text, ',' ORDER BY event_id)) FROM streaming.events e),
-    (SELECT count(*) || ':' || md5(string_agg(p::text, ',' ORDER BY event_id)) FROM streaming.purchases p),
-    (SELECT count(*) || ':' || md5(string_agg(s::text, ',' ORDER BY hour, event_type, product_category))
-       FROM streaming.event_stats_hourly s),
-    (SELECT count(*) || ':' || md5(string_agg(s::text, ',' ORDER BY session_id)) FROM streaming.sessions s),
-    (SELECT count(*) FROM streaming.hourly_users)";
-
-async fn digest(pg: &Client) -> Vec<String> {
-    let r = pg.query_one(DIGEST, &[]).await.unwrap();
-    (0..4)
-        .map(|i| r.get::<_, String>(i))
-        .chain([r.get::<_, i64>(4).to_string()])
-        .collect()
-}
-
-#[tokio::test]
-async fn a_database_of_the_previous_release_is_partitioned_in_place() {
-    let db = TestDb::new().await;
-    let mut pg = db.client().await;
-    refinery::Runner::new(&migrations_before_v11())
-        .set_migration_table_name("shopstream_schema_history")
-        .run_async(&mut pg)
-        .await
-        .unwrap();
-    pg.batch_execute(OLD_DATA).await.unwrap();
-    let before = digest(&pg).await;
-    assert!(before[0].starts_with("3000:"), "{before:?}");
-    assert!(before[1].starts_with("300:"), "{before:?}");
-
-    // The next start migrates; an empty landing directory loads nothing.
-    let landing = tempfile::tempdir().unwrap();
-    watch_once(landing.path(), &db, None);
-    let kind: i8 = pg
-        .query_one(
-            "SELECT relkind::\"char\" FROM pg_class WHERE oid = 'streaming.events'::regclass",
-            &[],
-        )
-        .await
-        .map(|r| r.get::<_, i8>(0))
-        .unwrap();
-    assert_eq!(kind as u8, b'p', "streaming.events is partitioned now");
-    assert_eq!(
-        digest(&pg).await,
-        before,
-        "every row kept, every aggregate unchanged"
-    );
-    let days = partitions(&pg, "events").await;
-    assert_eq!(
-        days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
-        ["events_20261101", "events_20261102", "events_20261103"]
-    );
-    assert_eq!(partitions(&pg, "purchases").await.len(), 3);
-    assert_eq!(
-        stats_mismatches(&pg).await,
-        0,
-        "the recompute views work over the new table"
-    );
-    assert_eq!(
-        count(
-            &pg,
-            "SELECT count(*) FROM ((SELECT * FROM streaming.sessions_recompute) EXCEPT \
-            (SELECT session_id, user_id, started_at, ended_at, duration, events, views, carts, \
-             removes, purchases, revenue, reached_cart, purchased FROM streaming.sessions)) d"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        count(
-            &pg,
-            "SELECT count(*) FROM streaming.product_counts_recompute"
-        )
-        .await,
-        count(&pg, "SELECT count(*) FROM streaming.product_counts").await
-    );
-
-    // The KPI rollups (V15) were filled from what the old release had.
-    for (table, recompute) in [
-        (
-            "streaming.session_stats_hourly",
-            "streaming.session_stats_hourly_recompute",
-        ),
-        (
-            "streaming.hourly_user_counts",
-            "streaming.hourly_user_counts_recompute",
-        ),
-        ("streaming.users", "streaming.users_recompute"),
-    ] {
-        let diff = format!(
-            "SELECT count(*) FROM (((TABLE {table}) EXCEPT (TABLE {recompute})) \
-             UNION ALL ((TABLE {recompute}) EXCEPT (TABLE {table}))) d"
-        );
-        assert_eq!(count(&pg, &diff).await, 0, "{table} after the upgrade");
-    }
-    assert_eq!(
-        count(&pg, "SELECT users FROM streaming.user_totals").await,
-        50,
-        "users u0..u49 of the old data"
-    );
-
-    // Old events are still known: one of them again is a duplicate, a new one loads.
-    let old: (Uuid, DateTime<Utc>) = pg
-        .query_one(
-            "SELECT event_id, event_time FROM streaming.events ORDER BY event_time LIMIT 1",
-            &[],
-        )
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
-    write_csv(
-        landing.path(),
-        "after.csv",
-        &[
-            row(old.0, &time(old.1), false),
-            row(id(99), "2026-11-02T05:00:00.000000Z", false),
-        ],
-    );
-    watch_once(landing.path(), &db, None);
-    assert_eq!(ledger(&pg, "after.csv").await, (1, 1, "loaded".into()));
-    db.cleanup().await;
 }

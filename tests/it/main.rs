@@ -48,3 +48,5 @@ mod service;
 mod stalls;
 /// Transactions and inventory files: exact rows, re-drops, out-of-order stock, bad rows, topics.
 mod streams;
+/// In-place upgrades of databases built by earlier releases' migrations.
+mod upgrade;

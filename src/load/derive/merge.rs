@@ -6,14 +6,14 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::sql::{self, MERGES, TEMP_TABLES};
-use super::{EventFacts, EventKind, FileDerive, HourSums, ProductSums};
+use super::{EventFacts, EventKind, FileDerive, HourSums, ProductSums, SessionSums};
 use crate::load::binary::Decimal;
 
 const COPY_SESSIONS: &str = "COPY derive_sessions FROM STDIN (FORMAT binary)";
@@ -31,22 +31,26 @@ impl FileDerive {
         tx.batch_execute(TEMP_TABLES).await?;
         self.spilled = true;
         let mut writer = copy_writer(tx, COPY_SESSIONS, &SESSION_TYPES).await?;
-        for (id, s) in self.sessions.drain() {
-            let [views, carts, removes, purchases] = s.kinds.0;
-            let revenue = s.revenue.to_string();
-            let row: [&(dyn ToSql + Sync); 10] = [
-                &id,
-                &s.user_id,
-                &micros(s.started),
-                &micros(s.ended),
-                &s.events,
-                &views,
-                &carts,
-                &removes,
-                &purchases,
-                &Decimal(&revenue),
-            ];
-            writer.as_mut().write(&row).await?;
+        for (day, sessions) in self.sessions.drain() {
+            let day = date(day);
+            for (id, s) in sessions {
+                let [views, carts, removes, purchases] = s.kinds.0;
+                let revenue = s.revenue.to_string();
+                let row: [&(dyn ToSql + Sync); 11] = [
+                    &id,
+                    &day,
+                    &s.user_id,
+                    &micros(s.started),
+                    &micros(s.ended),
+                    &s.events,
+                    &views,
+                    &carts,
+                    &removes,
+                    &purchases,
+                    &Decimal(&revenue),
+                ];
+                writer.as_mut().write(&row).await?;
+            }
         }
         writer.as_mut().finish().await?;
 
@@ -114,33 +118,33 @@ impl FileDerive {
     /// The `from_arrays` form of each merge, in the order of [`MERGES`], every array sorted
     /// by key in byte order (`COLLATE "C"`).
     async fn merge_from_memory(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-        let mut sessions: Vec<_> = self.sessions.iter().collect();
-        sessions.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let revenue: Vec<String> = sessions
+        // Key order: (session_id, session_day), as the primary key.
+        let mut sessions: Vec<(&str, i64, &SessionSums)> = self
+            .sessions
             .iter()
-            .map(|(_, s)| s.revenue.to_string())
+            .flat_map(|(&day, by_id)| by_id.iter().map(move |(id, s)| (id.as_str(), day, s)))
             .collect();
-        let kind = |i: usize| -> Vec<i64> { sessions.iter().map(|(_, s)| s.kinds.0[i]).collect() };
+        sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let revenue: Vec<String> = sessions.iter().map(|s| s.2.revenue.to_string()).collect();
+        let kind = |i: usize| -> Vec<i64> { sessions.iter().map(|s| s.2.kinds.0[i]).collect() };
         tx.execute(
             sql::SESSIONS.from_arrays,
             &[
+                &sessions.iter().map(|s| s.0).collect::<Vec<_>>(),
+                &sessions.iter().map(|s| date(s.1)).collect::<Vec<_>>(),
                 &sessions
                     .iter()
-                    .map(|(id, _)| id.as_str())
+                    .map(|s| s.2.user_id.as_str())
                     .collect::<Vec<_>>(),
                 &sessions
                     .iter()
-                    .map(|(_, s)| s.user_id.as_str())
+                    .map(|s| micros(s.2.started))
                     .collect::<Vec<_>>(),
                 &sessions
                     .iter()
-                    .map(|(_, s)| micros(s.started))
+                    .map(|s| micros(s.2.ended))
                     .collect::<Vec<_>>(),
-                &sessions
-                    .iter()
-                    .map(|(_, s)| micros(s.ended))
-                    .collect::<Vec<_>>(),
-                &sessions.iter().map(|(_, s)| s.events).collect::<Vec<_>>(),
+                &sessions.iter().map(|s| s.2.events).collect::<Vec<_>>(),
                 &kind(0),
                 &kind(1),
                 &kind(2),
@@ -221,15 +225,16 @@ impl FileDerive {
 
     /// Distinct keys held in memory (what a spill would send).
     pub fn keys(&self) -> usize {
-        self.sessions.len()
+        self.sessions.values().map(|s| s.len()).sum::<usize>()
             + self.products.values().map(|c| c.len()).sum::<usize>()
             + self.hours.values().map(|c| c.len()).sum::<usize>()
             + self.users.values().map(|u| u.len()).sum::<usize>()
     }
 }
 
-const SESSION_TYPES: [Type; 10] = [
+const SESSION_TYPES: [Type; 11] = [
     Type::TEXT,
+    Type::DATE,
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TIMESTAMPTZ,
@@ -318,6 +323,11 @@ async fn copy_writer(
 
 fn decimals(texts: &[String]) -> Vec<Decimal<'_>> {
     texts.iter().map(|t| Decimal(t)).collect()
+}
+
+/// A session's day (days since the epoch, from an event time) as a date.
+fn date(day: i64) -> NaiveDate {
+    crate::load::partitions::date_of(day)
 }
 
 /// Event times came from valid timestamps, and hours are their floors.

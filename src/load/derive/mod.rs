@@ -113,7 +113,8 @@ const HOUR_MICROS: i64 = 3_600_000_000;
 /// A file's new events folded into one row per derived key, ready to merge at commit.
 #[derive(Debug, Default)]
 pub struct FileDerive {
-    sessions: HashMap<String, SessionSums>,
+    /// UTC day (days since the epoch), then session_id: a session ends at midnight (sql/V16).
+    sessions: HashMap<i64, HashMap<String, SessionSums>>,
     /// product_id, then product_category or ''.
     products: HashMap<String, HashMap<String, ProductSums>>,
     /// (hour, event type), then product_category or ''.
@@ -131,7 +132,9 @@ impl FileDerive {
         let hour = e.time.div_euclid(HOUR_MICROS) * HOUR_MICROS;
         let category = e.category.as_deref().unwrap_or("");
 
-        match self.sessions.get_mut(&e.session_id) {
+        let day = crate::load::partitions::day_of(e.time);
+        let sessions = self.sessions.entry(day).or_default();
+        match sessions.get_mut(&e.session_id) {
             Some(s) => {
                 if e.user_id < s.user_id {
                     s.user_id.clone_from(&e.user_id);
@@ -145,7 +148,7 @@ impl FileDerive {
             None => {
                 let mut kinds = KindCounts::default();
                 kinds.count(e.kind);
-                self.sessions.insert(
+                sessions.insert(
                     e.session_id.clone(),
                     SessionSums {
                         user_id: e.user_id.clone(),

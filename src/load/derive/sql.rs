@@ -27,14 +27,15 @@ macro_rules! merge {
 pub(super) const MERGES: [Merge; 4] = [SESSIONS, USERS, PRODUCTS, HOURS];
 
 pub(super) const SESSIONS: Merge = merge! {
-    insert: "INSERT INTO streaming.sessions AS s (session_id, user_id, started_at, ended_at,
-        events, views, carts, removes, purchases, revenue) ",
-    arrays: "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-        $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::numeric[]) ",
-    temp: "SELECT session_id, min(user_id), min(started_at), max(ended_at), sum(events),
-        sum(views), sum(carts), sum(removes), sum(purchases), sum(revenue)
-        FROM derive_sessions GROUP BY session_id ORDER BY session_id ",
-    conflict: "ON CONFLICT (session_id) DO UPDATE
+    insert: "INSERT INTO streaming.sessions AS s (session_id, session_day, user_id, started_at,
+        ended_at, events, views, carts, removes, purchases, revenue) ",
+    arrays: "SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::timestamptz[],
+        $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+        $11::numeric[]) ",
+    temp: "SELECT session_id, session_day, min(user_id), min(started_at), max(ended_at),
+        sum(events), sum(views), sum(carts), sum(removes), sum(purchases), sum(revenue)
+        FROM derive_sessions GROUP BY 1, 2 ORDER BY 1, 2 ",
+    conflict: "ON CONFLICT (session_id, session_day) DO UPDATE
         SET user_id    = least(s.user_id, excluded.user_id),
             started_at = least(s.started_at, excluded.started_at),
             ended_at   = greatest(s.ended_at, excluded.ended_at),
@@ -90,7 +91,7 @@ pub(super) const HOURS: Merge = merge! {
 /// `COLLATE "C"`: the order the derived tables' keys are stored in (sql/V10).
 pub(super) const TEMP_TABLES: &str = "
 CREATE TEMP TABLE IF NOT EXISTS derive_sessions (session_id text COLLATE \"C\",
-    user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz, events int8,
+    session_day date, user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz, events int8,
     views int8, carts int8, removes int8, purchases int8, revenue numeric) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS derive_products (product_id text COLLATE \"C\",
     product_category text COLLATE \"C\", views int8, add_to_cart int8, removes int8,

@@ -34,13 +34,36 @@ fn a_session_merges_least_user_first_and_last_time_and_summed_counts() {
         .unwrap();
     d.fold(&event(9_000_000, "purchase", "u3", "s", "q", Some("0.125")))
         .unwrap();
-    let s = &d.sessions["s"];
+    let s = &d.sessions[&0]["s"];
     assert_eq!(s.user_id, "u10", "byte order, as COLLATE \"C\"");
     assert_eq!((s.started, s.ended, s.events), (1_000_000, 9_000_000, 4));
     assert_eq!(s.kinds, KindCounts([1, 1, 0, 2]));
     assert_eq!(s.revenue.to_string(), "3.125");
     let p = &d.products["p"][""];
     assert_eq!((p.kinds, p.units_sold), (KindCounts([1, 1, 0, 1]), 2));
+}
+
+#[test]
+fn a_session_ends_at_midnight_utc() {
+    let mut d = FileDerive::default();
+    let midnight = 86_400_000_000;
+    d.fold(&event(midnight - 1, "view", "u", "s", "p", None))
+        .unwrap();
+    d.fold(&event(midnight, "add_to_cart", "u", "s", "p", None))
+        .unwrap();
+    d.fold(&event(midnight + 5, "view", "u", "s", "p", None))
+        .unwrap();
+    let before = &d.sessions[&0]["s"];
+    assert_eq!(
+        (before.started, before.ended, before.events),
+        (midnight - 1, midnight - 1, 1)
+    );
+    let after = &d.sessions[&1]["s"];
+    assert_eq!(
+        (after.started, after.ended, after.events),
+        (midnight, midnight + 5, 2)
+    );
+    assert_eq!(after.kinds, KindCounts([1, 1, 0, 0]));
 }
 
 #[test]

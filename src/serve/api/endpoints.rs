@@ -118,10 +118,14 @@ const TOP_CATEGORIES: [(&str, &str); 3] = [
     ),
 ];
 
-const SESSION: &str = "SELECT session_id, user_id, started_at, ended_at, \
-    extract(epoch FROM duration)::float8 AS duration_seconds, events AS event_count, views, carts, removes, \
-    purchases, revenue::text AS revenue, reached_cart, purchased \
-    FROM streaming.sessions WHERE session_id = $1";
+/// A session over a midnight is one row per UTC day (sql/V16); the API shows the whole session.
+const SESSION: &str = "SELECT session_id, min(user_id) AS user_id, min(started_at) AS started_at, \
+    max(ended_at) AS ended_at, \
+    extract(epoch FROM max(ended_at) - min(started_at))::float8 AS duration_seconds, \
+    sum(events)::int8 AS event_count, sum(views)::int8 AS views, sum(carts)::int8 AS carts, \
+    sum(removes)::int8 AS removes, sum(purchases)::int8 AS purchases, sum(revenue)::text AS revenue, \
+    sum(carts) > 0 AS reached_cart, sum(purchases) > 0 AS purchased \
+    FROM streaming.sessions WHERE session_id = $1 GROUP BY session_id";
 
 /// A product's stock per warehouse (`streaming.stock_levels`, from inventory files), with
 /// whether it is below the `low_stock` alert's threshold right now (an open alert).
