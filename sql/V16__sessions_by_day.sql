@@ -106,9 +106,9 @@ ALTER INDEX streaming.sessions_pkey RENAME TO sessions_unsplit_pkey;
 ALTER INDEX streaming.sessions_started_at_brin RENAME TO sessions_unsplit_started_at_brin;
 
 CREATE TABLE streaming.sessions (LIKE streaming.sessions_unsplit
-    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING GENERATED)
+    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING GENERATED,
+    session_day date NOT NULL)
     PARTITION BY RANGE (session_day);
-ALTER TABLE streaming.sessions ADD COLUMN session_day date NOT NULL;
 ALTER TABLE streaming.sessions ADD PRIMARY KEY (session_id, session_day);
 CREATE INDEX sessions_started_at_brin ON streaming.sessions USING brin (started_at);
 

@@ -52,12 +52,13 @@ const ROLLUPS: [(&str, &str, &str); 4] = [
 const KPIS: &str = "SELECT hour, views, carts, purchases, revenue, sessions, converted_sessions, \
     conversion_rate, cart_abandonment_rate, average_order_value, active_users FROM streaming.kpis";
 
-/// Every KPI, per hour (UTC) and for all time (hour NULL), straight from the events.
+/// Every KPI, per hour (UTC) and for all time (hour NULL), straight from the events. A session
+/// ends at midnight UTC (sql/V16): its events of one UTC day.
 const KPIS_RECOMPUTE: &str = "
 WITH sess AS (
     SELECT date_trunc('hour', min(event_time), 'UTC') AS hour,
            bool_or(event_type = 'add_to_cart') AS carted, bool_or(event_type = 'purchase') AS bought
-    FROM streaming.events GROUP BY session_id
+    FROM streaming.events GROUP BY session_id, (event_time AT TIME ZONE 'UTC')::date
 ), hours AS (
     SELECT DISTINCT date_trunc('hour', event_time, 'UTC') AS hour FROM streaming.events
     UNION ALL SELECT NULL
@@ -240,7 +241,8 @@ async fn analytics_equal_a_recompute_after_out_of_order_duplicate_and_overlappin
         totals.get::<_, i64>(1),
         count(
             &pg,
-            "SELECT count(DISTINCT session_id) FROM streaming.events"
+            "SELECT count(DISTINCT (session_id, (event_time AT TIME ZONE 'UTC')::date)) \
+             FROM streaming.events"
         )
         .await
     );

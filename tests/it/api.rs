@@ -161,7 +161,7 @@ async fn every_endpoint_equals_its_sql_and_bad_parameters_are_named() {
     // A session with several events, and its events.
     let r = pg
         .query_one(
-            "SELECT session_id, min(user_id), sum(events), sum(revenue)::text \
+            "SELECT session_id, min(user_id), sum(events)::int8, sum(revenue)::text \
              FROM streaming.sessions GROUP BY session_id HAVING sum(events) > 2 \
              ORDER BY session_id LIMIT 1",
             &[],

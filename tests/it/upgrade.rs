@@ -208,11 +208,12 @@ async fn upgrade_from(last: u32) {
         (
             "(SELECT session_id, user_id, started_at, ended_at, duration, events, views, carts, \
              removes, purchases, revenue, reached_cart, purchased, session_day \
-             FROM streaming.sessions)",
+             FROM streaming.sessions) s",
             "streaming.sessions_recompute",
         ),
         (
-            "streaming.product_counts",
+            "(SELECT product_id, product_category, views, add_to_cart, removes, purchases, \
+             units_sold, revenue FROM streaming.product_counts) p",
             "streaming.product_counts_recompute",
         ),
         // The KPI rollups (V15), filled from what the old release had, the split counted.
