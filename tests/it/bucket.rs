@@ -231,6 +231,8 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
         .unwrap();
     let pg = db.client().await;
     wait_for_schema(&pg).await;
+    // A marker whose data object never comes: said once, however many rescans see it.
+    bucket.put("orphan.csv.done", Vec::new()).await;
     bucket
         .put("x.csv", generated_text(50, 71).into_bytes())
         .await;
@@ -250,6 +252,7 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     })
     .await;
     let waiting = bucket.names("").await;
+    // The orphan's name sorts first: every listing sees it.
     assert_eq!(
         count(&pg, "SELECT count(*) FROM streaming.ingest_files").await,
         1,
@@ -258,12 +261,26 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     // Put below the listing cursor (after y.csv.done): found by the next whole listing.
     bucket.put("x.csv.done", Vec::new()).await;
     let both = wait_for(Duration::from_secs(60), || async {
-        bucket.names("").await.is_empty()
+        bucket.names("").await == ["orphan.csv.done"]
     })
     .await;
     let log = String::from_utf8_lossy(&terminate(child).stderr).into_owned();
     assert!(y_loaded, "y.csv, whose marker is there, is loaded: {log}");
-    assert_eq!(waiting, ["x.csv"], "x.csv waits for its marker");
+    assert_eq!(
+        waiting,
+        ["orphan.csv.done", "x.csv"],
+        "x.csv waits for its marker"
+    );
+    let orphan_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("A marker without its data file"))
+        .collect();
+    assert_eq!(orphan_lines.len(), 1, "said once: {log}");
+    assert!(orphan_lines[0].contains("WARN"), "{log}");
+    assert!(
+        orphan_lines[0].contains(&format!("{}/orphan.csv does not exist", bucket.prefix)),
+        "{log}"
+    );
     assert!(both, "x.csv loaded once its marker came: {log}");
     assert_eq!(
         bucket.names("processed").await,
@@ -276,6 +293,49 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     )
     .await;
     assert_eq!(loaded, 110);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_put_below_the_listing_cursor_is_found_by_the_next_rescan() {
+    let db = TestDb::new().await;
+    let bucket = TestBucket::new();
+    let child = watcher(&bucket, &db)
+        .args(["--rescan-secs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pg = db.client().await;
+    wait_for_schema(&pg).await;
+    let files = |n: i64| {
+        let (pg, bucket) = (&pg, &bucket);
+        move || async move {
+            count(pg, "SELECT count(*) FROM streaming.ingest_files").await == n
+                && bucket.names("").await.is_empty()
+        }
+    };
+    bucket
+        .put("m.csv", generated_text(40, 75).into_bytes())
+        .await;
+    let first = wait_for(Duration::from_secs(60), files(1)).await;
+    // A few rescans past m.csv, so that a cursor would stand at it.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    bucket
+        .put("a.csv", generated_text(30, 76).into_bytes())
+        .await;
+    let put = std::time::Instant::now();
+    let second = wait_for(Duration::from_secs(60), files(2)).await;
+    let waited = put.elapsed();
+    let log = String::from_utf8_lossy(&terminate(child).stderr).into_owned();
+    assert!(first && second, "both loaded: {log}");
+    // A listing from the cursor alone would find a.csv only at the next whole listing, up to
+    // FULL_LISTING_EVERY (10) rescans later; a level of one page is listed whole every rescan.
+    assert!(
+        waited < Duration::from_secs(5),
+        "a.csv, below the cursor, waited {waited:?} with --rescan-secs 1"
+    );
+    assert_eq!(bucket.names("processed").await, ["a.csv", "m.csv"]);
     db.cleanup().await;
 }
 
