@@ -124,6 +124,16 @@ pub fn watcher(bucket: &TestBucket, db: &TestDb) -> Command {
     cmd
 }
 
+/// The watcher in service mode with `args`, its log (stderr) piped for [`terminate`].
+fn service_watcher(bucket: &TestBucket, db: &TestDb, args: &[&str]) -> Child {
+    watcher(bucket, db)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 async fn ledger(db: &TestDb) -> Vec<(String, String, i64, String)> {
     let pg = db.client().await;
     pg.query(
@@ -223,12 +233,11 @@ async fn objects_load_and_move_to_processed_and_rejected_ones_keep_their_reasons
 async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     let db = TestDb::new().await;
     let bucket = TestBucket::new();
-    let child = watcher(&bucket, &db)
-        .args(["--rescan-secs", "1", "--marker-suffix", ".done"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = service_watcher(
+        &bucket,
+        &db,
+        &["--rescan-secs", "1", "--marker-suffix", ".done"],
+    );
     let pg = db.client().await;
     wait_for_schema(&pg).await;
     // A marker whose data object never comes: said once, however many rescans see it.
@@ -300,12 +309,7 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
 async fn a_key_put_below_the_listing_cursor_is_found_by_the_next_rescan() {
     let db = TestDb::new().await;
     let bucket = TestBucket::new();
-    let child = watcher(&bucket, &db)
-        .args(["--rescan-secs", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = service_watcher(&bucket, &db, &["--rescan-secs", "1"]);
     let pg = db.client().await;
     wait_for_schema(&pg).await;
     let files = |n: i64| {
@@ -343,10 +347,23 @@ async fn a_key_put_below_the_listing_cursor_is_found_by_the_next_rescan() {
 async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exactly_once() {
     const OBJECTS: usize = 300;
     const ROWS: usize = 20;
+    const COPIES: usize = 20;
     let db = TestDb::new().await;
     let bucket = TestBucket::new();
     let files = tempfile::tempdir().unwrap();
     generate(files.path(), OBJECTS, ROWS, 81, &[]);
+    // The same bytes under COPIES more keys, most of them sorted together after the others, so
+    // that the three read several at once: each content is loaded once, the rest duplicates.
+    let first = std::fs::read_dir(files.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let bytes = std::fs::read(first.path()).unwrap();
+    for i in 0..COPIES {
+        let name = format!("events-{:03}-copy.csv", i * 10);
+        std::fs::write(files.path().join(name), &bytes).unwrap();
+    }
     bucket.put_dir(files.path()).await;
     // Migrations first, so that the three start together on a ready schema.
     watch_once(tempfile::tempdir().unwrap().path(), &db, None);
@@ -399,18 +416,20 @@ async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exac
     let row = pg
         .query_one(
             "SELECT count(*), count(DISTINCT file_name), count(*) FILTER (WHERE status = 'loaded'),
-                    coalesce(sum(rows_loaded), 0)::bigint
+                    coalesce(sum(rows_loaded), 0)::bigint,
+                    count(*) FILTER (WHERE status = 'duplicate_file')
                FROM streaming.ingest_files",
             &[],
         )
         .await
         .unwrap();
-    let (rows, names, loaded, events): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (rows, names, loaded, events, duplicates): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let all = (OBJECTS + COPIES) as i64;
     assert_eq!(
-        (rows, names, loaded),
-        (OBJECTS as i64, OBJECTS as i64, OBJECTS as i64),
-        "one ledger row per object, each loaded; logs:\n{}",
+        (rows, names, loaded, duplicates),
+        (all, all, OBJECTS as i64, COPIES as i64),
+        "one ledger row per object, each content loaded once; logs:\n{}",
         logs.join("\n")
     );
     assert_eq!(events, (OBJECTS * ROWS) as i64);
@@ -426,10 +445,14 @@ async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exac
     );
     assert_eq!(
         bucket.names("processed").await.len(),
-        OBJECTS,
+        OBJECTS + COPIES,
         "each object once in processed/ (no .1 copies)"
     );
-    assert_eq!(bucket.all_keys().await, OBJECTS, "nothing else anywhere");
+    assert_eq!(
+        bucket.all_keys().await,
+        OBJECTS + COPIES,
+        "nothing else anywhere"
+    );
     assert_eq!(stats_mismatches(&pg).await, 0);
     db.cleanup().await;
 }
