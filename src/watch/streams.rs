@@ -14,9 +14,8 @@ use super::stream::{Streamed, QUARANTINE_KEPT};
 use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{Identity, Landing};
 use crate::load::{self, FileRecord, LoadError, Spent, StreamBegun, StreamLoad};
-use crate::transform::profile::ResolvedWindow;
 use crate::transform::streams::{self, StreamFile};
-use crate::transform::{self, Compression, FileError, Limits, Miss};
+use crate::transform::{self, Compression, FileError, Miss};
 
 impl Watcher {
     /// Loads `path` as a transactions or inventory file when its header is one; otherwise
@@ -33,7 +32,17 @@ impl Watcher {
         let window = self.profiles.window.resolve(Utc::now());
         let (landing, owned) = (self.landing.clone(), path.to_path_buf());
         let read = tokio::task::spawn_blocking(move || {
-            read_stream_file(&landing, &owned, limits, max_bytes, &window)
+            // A file or an object, decompressed as its name says; only its header decides
+            // whether it is read whole.
+            let head = text_of(&landing, &owned, limits.max_line_bytes as u64)?;
+            let first = streams::first_line(&head);
+            match first.as_deref().and_then(streams::sniff) {
+                Some(_) => {
+                    streams::read(&whole_text(&landing, &owned, max_bytes)?, limits, &window)
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
         })
         .await;
         let parsed = match read {
@@ -110,37 +119,29 @@ async fn load_stream(
     })
 }
 
-/// The stream file at `path` read whole through the landing (a file or an object, decompressed
-/// as its name says) and checked; `None` when its first line is the header of no stream.
+/// At most `limit` bytes of the text of `path` through the landing (a file or an object),
+/// decompressed as its name says.
 ///
 /// # Errors
-/// As [`streams::read`]; its text over `max_bytes`; a damaged archive; a read that failed.
-fn read_stream_file(
-    landing: &Landing,
-    path: &Path,
-    limits: Limits,
-    max_bytes: u64,
-    window: &ResolvedWindow,
-) -> Result<Option<StreamFile>, FileError> {
+/// It cannot be read; a damaged archive.
+fn text_of(landing: &Landing, path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let compression = Compression::of_name(&name);
-    let open = || transform::decompressed(landing.reader(path)?, compression);
-    // Only the header decides: an event file of no profile is not read whole for nothing.
-    let mut head = Vec::new();
-    open()?
-        .take(limits.max_line_bytes as u64)
-        .read_to_end(&mut head)?;
-    if streams::first_line(&head)
-        .as_deref()
-        .and_then(streams::sniff)
-        .is_none()
-    {
-        return Ok(None);
-    }
-    let mut bytes = Vec::new();
-    open()?.take(max_bytes + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
+    let raw = landing.reader(path)?;
+    let mut text = Vec::new();
+    transform::decompressed(raw, Compression::of_name(&name))?
+        .take(limit)
+        .read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// The whole text of `path`, as [`text_of`], for a stream file (read whole into memory).
+///
+/// # Errors
+/// As [`text_of`]; its text is over `max_bytes`.
+fn whole_text(landing: &Landing, path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
+    let text = text_of(landing, path, max_bytes.saturating_add(1))?;
+    if text.len() as u64 > max_bytes {
         return Err(FileError::TooLargeToReadWhole { limit: max_bytes });
     }
-    streams::read(&bytes, limits, window).map(Some)
+    Ok(text)
 }
