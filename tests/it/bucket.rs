@@ -453,6 +453,24 @@ async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exac
         OBJECTS + COPIES,
         "nothing else anywhere"
     );
+    // Each object was fetched into an unnamed file of its watcher's TMPDIR: none is left, not
+    // even by the killed one.
+    let left: Vec<std::path::PathBuf> = homes.iter().flat_map(|h| files_under(h.path())).collect();
+    assert!(left.is_empty(), "left in the watchers' TMPDIRs: {left:?}");
     assert_eq!(stats_mismatches(&pg).await, 0);
     db.cleanup().await;
+}
+
+/// Regular files anywhere under `dir`.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }
