@@ -13,7 +13,7 @@ mod identity;
 mod settle;
 mod source;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -62,9 +62,33 @@ pub struct LandingDir {
     /// Marker mode: `x.csv` is complete once `x.csv<suffix>` exists.
     marker_suffix: Option<String>,
     future_mtimes: settle::FutureMtimes,
-    /// Markers seen without their data file, each said once; kept to those still there, so
-    /// bounded by the directory.
-    orphans: Arc<Mutex<HashSet<PathBuf>>>,
+    orphans: Orphans,
+}
+
+/// Markers seen without their data file (or object), each said once; kept to those still
+/// there, so bounded by the landing. Shared by a process's workers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Orphans(Arc<Mutex<HashSet<PathBuf>>>);
+
+impl Orphans {
+    /// Says once per marker (each mapped to the data path it stands for) that its data file is
+    /// missing (a marker dropped without it, or with a name that does not match); the marker
+    /// is left where it is. Markers no longer orphaned are forgotten.
+    pub(crate) fn note(&self, orphans: HashMap<PathBuf, PathBuf>) {
+        let mut said = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (marker, data) in &orphans {
+            if said.contains(marker) {
+                continue;
+            }
+            tracing::warn!(
+                marker = %marker.display(),
+                "A marker without its data file: {} does not exist, so nothing is read for it; \
+                 the marker is left in place.",
+                data.display()
+            );
+        }
+        *said = orphans.into_keys().collect();
+    }
 }
 
 /// Suffixes completion markers are commonly given. Without marker mode an empty `x.csv.done`
@@ -93,7 +117,7 @@ impl LandingDir {
             root: fs::canonicalize(root)?,
             marker_suffix,
             future_mtimes: settle::FutureMtimes::default(),
-            orphans: Arc::default(),
+            orphans: Orphans::default(),
         })
     }
 
@@ -139,36 +163,20 @@ impl LandingDir {
     /// so that they can be rejected with a reason instead of lying there unexplained.
     pub fn scan(&self) -> io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
-        let mut orphans = HashSet::new();
+        let mut orphans = HashMap::new();
         for entry in fs::read_dir(&self.root)? {
             let path = entry?.path();
             if self.is_candidate(&path) {
                 found.push(path);
             } else if let Some(data) = self.data_file_of_marker(&path) {
                 if fs::symlink_metadata(&data).is_err() {
-                    orphans.insert(path);
+                    orphans.insert(path, data);
                 }
             }
         }
-        self.note_orphans(orphans);
+        self.orphans.note(orphans);
         found.sort();
         Ok(found)
-    }
-
-    /// Says once per marker that its data file is missing (a marker dropped without it, or
-    /// with a name that does not match); the marker is left where it is.
-    fn note_orphans(&self, orphans: HashSet<PathBuf>) {
-        let mut said = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
-        for marker in orphans.difference(&said) {
-            let data = self.data_file_of_marker(marker).unwrap_or_default();
-            tracing::warn!(
-                marker = %marker.display(),
-                "A marker without its data file: {} does not exist, so nothing is read for it; \
-                 the marker is left in place.",
-                data.display()
-            );
-        }
-        *said = orphans;
     }
 }
 

@@ -73,7 +73,8 @@ impl Landing {
         }
     }
 
-    /// Its identity by content, read in bounded blocks.
+    /// Its identity by content, read in bounded blocks. An object is fetched once here and kept
+    /// on local disk for [`Landing::reader`] until [`Landing::done_with`].
     ///
     /// # Errors
     /// As [`identify`]; `Io` of kind `NotFound` once it is gone.
@@ -96,7 +97,14 @@ impl Landing {
     pub fn reader(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         match self {
             Landing::Dir(_) => Ok(Box::new(std::fs::File::open(path)?)),
-            Landing::Bucket(bucket) => Ok(Box::new(bucket.reader(path)?)),
+            Landing::Bucket(bucket) => bucket.reader(path),
+        }
+    }
+
+    /// The watcher is done with `path` for now: an object's spooled copy is dropped.
+    pub fn done_with(&self, path: &Path) {
+        if let Landing::Bucket(bucket) = self {
+            bucket.done_with(path);
         }
     }
 

@@ -48,6 +48,12 @@ pub enum FileError {
     /// A `.gz` or `.zst` file whose decoder gave up part-way (cut short, damaged bytes).
     #[error(transparent)]
     Corrupt(CorruptArchive),
+    /// A file read whole (a transactions or inventory file) whose text is over the limit.
+    #[error(
+        "the file's text is larger than {limit} bytes (--max-file-bytes) once decompressed; a \
+         transactions or inventory file is read whole: split it"
+    )]
+    TooLargeToReadWhole { limit: u64 },
     #[error("cannot read the file: {0}")]
     Io(std::io::Error),
     #[error("the CSV cannot be parsed near line {line}: {message}")]

@@ -42,6 +42,7 @@ impl Watcher {
             Some(outcome) => outcome,
             None => self.process_claimed(path, name.clone(), admission).await,
         };
+        self.landing.done_with(path);
         if !self.client.is_closed() {
             if let Err(e) = landing::release_claim(&self.client, &name).await {
                 warn!(error = %e, "Cannot release the file's claim; it ends with this connection.");
@@ -143,7 +144,7 @@ impl Watcher {
             tokio::task::spawn_blocking(move || read_file(&landing, source, limits, &profiles, tx));
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
-            Some(Err(FileError::NoProfile { misses })) if self.landing.local().is_some() => {
+            Some(Err(FileError::NoProfile { misses })) => {
                 return self.load_other_stream(path, file, identity, misses).await
             }
             Some(Err(e)) => return self.file_error(path, file, e).await,
@@ -375,7 +376,12 @@ impl Watcher {
 
     /// A file unusable as a whole is rejected; but a bucket that stopped answering mid-read
     /// says nothing about the object, which is read again later (nothing of it was written).
-    async fn file_error(&mut self, path: &Path, file: &FileRecord, e: FileError) -> Outcome {
+    pub(super) async fn file_error(
+        &mut self,
+        path: &Path,
+        file: &FileRecord,
+        e: FileError,
+    ) -> Outcome {
         match e {
             FileError::Io(e) if self.landing.local().is_none() => {
                 Outcome::Retry(RetryCause::Task(format!("reading the object: {e}")))

@@ -4,6 +4,7 @@
 //! ([`Watcher::settle_streamed`]): same ledger, rejects file, quarantine, archive and mirror.
 //! The event path is not touched: it reaches here only when its own header found no profile.
 
+use std::io::Read;
 use std::path::Path;
 
 use chrono::Utc;
@@ -11,10 +12,10 @@ use tokio_postgres::Client;
 
 use super::stream::{Streamed, QUARANTINE_KEPT};
 use super::{Outcome, RetryCause, Watcher};
-use crate::landing::{self, Identity};
+use crate::landing::{Identity, Landing};
 use crate::load::{self, FileRecord, LoadError, Spent, StreamBegun, StreamLoad};
 use crate::transform::streams::{self, StreamFile};
-use crate::transform::{self, FileError, Miss};
+use crate::transform::{self, Compression, FileError, Miss};
 
 impl Watcher {
     /// Loads `path` as a transactions or inventory file when its header is one; otherwise
@@ -27,12 +28,19 @@ impl Watcher {
         misses: Vec<Miss>,
     ) -> Outcome {
         let limits = self.settings.limits;
+        let max_bytes = self.settings.max_file_bytes;
         let window = self.profiles.window.resolve(Utc::now());
-        let owned = path.to_path_buf();
+        let (landing, owned) = (self.landing.clone(), path.to_path_buf());
         let read = tokio::task::spawn_blocking(move || {
-            let first = streams::first_line(&owned, limits.max_line_bytes)?;
+            // A file or an object, decompressed as its name says; only its header decides
+            // whether it is read whole.
+            let head = text_of(&landing, &owned, limits.max_line_bytes as u64)?;
+            let first = streams::first_line(&head);
             match first.as_deref().and_then(streams::sniff) {
-                Some(_) => streams::read(&owned, limits, &window).map(Some),
+                Some(_) => {
+                    streams::read(&whole_text(&landing, &owned, max_bytes)?, limits, &window)
+                        .map(Some)
+                }
                 None => Ok(None),
             }
         })
@@ -43,7 +51,8 @@ impl Watcher {
                 let e = FileError::NoProfile { misses };
                 return self.reject_file(path, file, &e.to_string()).await;
             }
-            Ok(Err(e)) => return self.reject_file(path, file, &e.to_string()).await,
+            // A bucket that stopped answering is asked again later; anything else rejects.
+            Ok(Err(e)) => return self.file_error(path, file, e).await,
             Err(e) => return Outcome::Retry(RetryCause::Task(format!("reading: {e}"))),
         };
         let file = FileRecord {
@@ -59,13 +68,14 @@ impl Watcher {
         )) {
             tracing::warn!(error = %e, "Cannot write the rejected rows beside the file; they are in streaming.rejected_rows.");
         }
+        let landing = self.landing.clone();
         let streamed = load_stream(
             &mut self.client,
             &file,
             &parsed,
             self.settings.max_reject_fraction,
             &self.settings.alerts,
-            || landing::unchanged_since(path, identity),
+            landing.unchanged_since(path, identity),
         )
         .await;
         self.settle_streamed(path, &file, streamed, rejects).await
@@ -79,14 +89,14 @@ async fn load_stream(
     parsed: &StreamFile,
     max_reject_fraction: f64,
     alert_rules: &load::AlertRules,
-    unchanged: impl Fn() -> bool,
+    unchanged: impl std::future::Future<Output = bool>,
 ) -> Result<Streamed, LoadError> {
     let mut load = match StreamLoad::begin(client, file).await? {
         StreamBegun::Started(load) => load,
         StreamBegun::SameContent => return Ok(Streamed::SameContent),
     };
     load.add(parsed, alert_rules).await?;
-    if !unchanged() {
+    if !unchanged.await {
         load.rollback().await?;
         return Ok(Streamed::Changed);
     }
@@ -107,4 +117,31 @@ async fn load_stream(
         counts,
         spent: Spent::default(),
     })
+}
+
+/// At most `limit` bytes of the text of `path` through the landing (a file or an object),
+/// decompressed as its name says.
+///
+/// # Errors
+/// It cannot be read; a damaged archive.
+fn text_of(landing: &Landing, path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let raw = landing.reader(path)?;
+    let mut text = Vec::new();
+    transform::decompressed(raw, Compression::of_name(&name))?
+        .take(limit)
+        .read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// The whole text of `path`, as [`text_of`], for a stream file (read whole into memory).
+///
+/// # Errors
+/// As [`text_of`]; its text is over `max_bytes`.
+fn whole_text(landing: &Landing, path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
+    let text = text_of(landing, path, max_bytes.saturating_add(1))?;
+    if text.len() as u64 > max_bytes {
+        return Err(FileError::TooLargeToReadWhole { limit: max_bytes });
+    }
+    Ok(text)
 }

@@ -124,6 +124,16 @@ pub fn watcher(bucket: &TestBucket, db: &TestDb) -> Command {
     cmd
 }
 
+/// The watcher in service mode with `args`, its log (stderr) piped for [`terminate`].
+fn service_watcher(bucket: &TestBucket, db: &TestDb, args: &[&str]) -> Child {
+    watcher(bucket, db)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 async fn ledger(db: &TestDb) -> Vec<(String, String, i64, String)> {
     let pg = db.client().await;
     pg.query(
@@ -223,14 +233,15 @@ async fn objects_load_and_move_to_processed_and_rejected_ones_keep_their_reasons
 async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     let db = TestDb::new().await;
     let bucket = TestBucket::new();
-    let child = watcher(&bucket, &db)
-        .args(["--rescan-secs", "1", "--marker-suffix", ".done"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = service_watcher(
+        &bucket,
+        &db,
+        &["--rescan-secs", "1", "--marker-suffix", ".done"],
+    );
     let pg = db.client().await;
     wait_for_schema(&pg).await;
+    // A marker whose data object never comes: said once, however many rescans see it.
+    bucket.put("orphan.csv.done", Vec::new()).await;
     bucket
         .put("x.csv", generated_text(50, 71).into_bytes())
         .await;
@@ -250,6 +261,7 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     })
     .await;
     let waiting = bucket.names("").await;
+    // The orphan's name sorts first: every listing sees it.
     assert_eq!(
         count(&pg, "SELECT count(*) FROM streaming.ingest_files").await,
         1,
@@ -258,12 +270,26 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
     // Put below the listing cursor (after y.csv.done): found by the next whole listing.
     bucket.put("x.csv.done", Vec::new()).await;
     let both = wait_for(Duration::from_secs(60), || async {
-        bucket.names("").await.is_empty()
+        bucket.names("").await == ["orphan.csv.done"]
     })
     .await;
     let log = String::from_utf8_lossy(&terminate(child).stderr).into_owned();
     assert!(y_loaded, "y.csv, whose marker is there, is loaded: {log}");
-    assert_eq!(waiting, ["x.csv"], "x.csv waits for its marker");
+    assert_eq!(
+        waiting,
+        ["orphan.csv.done", "x.csv"],
+        "x.csv waits for its marker"
+    );
+    let orphan_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("A marker without its data file"))
+        .collect();
+    assert_eq!(orphan_lines.len(), 1, "said once: {log}");
+    assert!(orphan_lines[0].contains("WARN"), "{log}");
+    assert!(
+        orphan_lines[0].contains(&format!("{}/orphan.csv does not exist", bucket.prefix)),
+        "{log}"
+    );
     assert!(both, "x.csv loaded once its marker came: {log}");
     assert_eq!(
         bucket.names("processed").await,
@@ -280,13 +306,64 @@ async fn a_watcher_in_service_mode_finds_objects_put_later_in_marker_mode() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_key_put_below_the_listing_cursor_is_found_by_the_next_rescan() {
+    let db = TestDb::new().await;
+    let bucket = TestBucket::new();
+    let child = service_watcher(&bucket, &db, &["--rescan-secs", "1"]);
+    let pg = db.client().await;
+    wait_for_schema(&pg).await;
+    let files = |n: i64| {
+        let (pg, bucket) = (&pg, &bucket);
+        move || async move {
+            count(pg, "SELECT count(*) FROM streaming.ingest_files").await == n
+                && bucket.names("").await.is_empty()
+        }
+    };
+    bucket
+        .put("m.csv", generated_text(40, 75).into_bytes())
+        .await;
+    let first = wait_for(Duration::from_secs(60), files(1)).await;
+    // A few rescans past m.csv, so that a cursor would stand at it.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    bucket
+        .put("a.csv", generated_text(30, 76).into_bytes())
+        .await;
+    let put = std::time::Instant::now();
+    let second = wait_for(Duration::from_secs(60), files(2)).await;
+    let waited = put.elapsed();
+    let log = String::from_utf8_lossy(&terminate(child).stderr).into_owned();
+    assert!(first && second, "both loaded: {log}");
+    // A listing from the cursor alone would find a.csv only at the next whole listing, up to
+    // FULL_LISTING_EVERY (10) rescans later; a level of one page is listed whole every rescan.
+    assert!(
+        waited < Duration::from_secs(5),
+        "a.csv, below the cursor, waited {waited:?} with --rescan-secs 1"
+    );
+    assert_eq!(bucket.names("processed").await, ["a.csv", "m.csv"]);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exactly_once() {
     const OBJECTS: usize = 300;
     const ROWS: usize = 20;
+    const COPIES: usize = 20;
     let db = TestDb::new().await;
     let bucket = TestBucket::new();
     let files = tempfile::tempdir().unwrap();
     generate(files.path(), OBJECTS, ROWS, 81, &[]);
+    // The same bytes under COPIES more keys, most of them sorted together after the others, so
+    // that the three read several at once: each content is loaded once, the rest duplicates.
+    let first = std::fs::read_dir(files.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let bytes = std::fs::read(first.path()).unwrap();
+    for i in 0..COPIES {
+        let name = format!("events-{:03}-copy.csv", i * 10);
+        std::fs::write(files.path().join(name), &bytes).unwrap();
+    }
     bucket.put_dir(files.path()).await;
     // Migrations first, so that the three start together on a ready schema.
     watch_once(tempfile::tempdir().unwrap().path(), &db, None);
@@ -339,18 +416,20 @@ async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exac
     let row = pg
         .query_one(
             "SELECT count(*), count(DISTINCT file_name), count(*) FILTER (WHERE status = 'loaded'),
-                    coalesce(sum(rows_loaded), 0)::bigint
+                    coalesce(sum(rows_loaded), 0)::bigint,
+                    count(*) FILTER (WHERE status = 'duplicate_file')
                FROM streaming.ingest_files",
             &[],
         )
         .await
         .unwrap();
-    let (rows, names, loaded, events): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (rows, names, loaded, events, duplicates): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let all = (OBJECTS + COPIES) as i64;
     assert_eq!(
-        (rows, names, loaded),
-        (OBJECTS as i64, OBJECTS as i64, OBJECTS as i64),
-        "one ledger row per object, each loaded; logs:\n{}",
+        (rows, names, loaded, duplicates),
+        (all, all, OBJECTS as i64, COPIES as i64),
+        "one ledger row per object, each content loaded once; logs:\n{}",
         logs.join("\n")
     );
     assert_eq!(events, (OBJECTS * ROWS) as i64);
@@ -366,10 +445,32 @@ async fn three_watcher_processes_on_one_bucket_one_killed_load_every_object_exac
     );
     assert_eq!(
         bucket.names("processed").await.len(),
-        OBJECTS,
+        OBJECTS + COPIES,
         "each object once in processed/ (no .1 copies)"
     );
-    assert_eq!(bucket.all_keys().await, OBJECTS, "nothing else anywhere");
+    assert_eq!(
+        bucket.all_keys().await,
+        OBJECTS + COPIES,
+        "nothing else anywhere"
+    );
+    // Each object was fetched into an unnamed file of its watcher's TMPDIR: none is left, not
+    // even by the killed one.
+    let left: Vec<std::path::PathBuf> = homes.iter().flat_map(|h| files_under(h.path())).collect();
+    assert!(left.is_empty(), "left in the watchers' TMPDIRs: {left:?}");
     assert_eq!(stats_mismatches(&pg).await, 0);
     db.cleanup().await;
+}
+
+/// Regular files anywhere under `dir`.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }

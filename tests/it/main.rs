@@ -11,6 +11,8 @@ mod analytics;
 mod api;
 /// A bucket as the landing (s3s-fs): objects moved, rejects beside them, watchers sharing it.
 mod bucket;
+/// Transactions and inventory objects, plain and compressed: as a directory would end.
+mod bucket_streams;
 /// docker-compose.yml, Prometheus and Grafana provisioning: parsed and cross-checked.
 mod compose;
 /// .csv.gz and .csv.zst landing files: compressed identity, decompressed lines, cut archives.

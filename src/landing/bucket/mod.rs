@@ -1,12 +1,14 @@
 //! A bucket as the landing: `s3://BUCKET/PREFIX`, spoken to over the S3 protocol with the
 //! endpoint and credentials of the standard `AWS_*` variables. [`list`] discovers objects,
-//! [`read`] identifies and streams one in ranges, [`archive`] moves it (copy, then delete) to
+//! [`spool`] fetches one once (hashing it on the way), [`read`] streams it from that copy (or
+//! in ranges), [`archive`] moves it (copy, then delete) to
 //! `PREFIX/processed/` or `PREFIX/rejected/`. An object is named by its key, held as a path
 //! (`PREFIX/x.csv`), so the watch loop handles it as it handles a file. Never parses CSV.
 
 mod archive;
 mod list;
 mod read;
+mod spool;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,10 @@ use std::sync::{Arc, Mutex};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 
+use super::Orphans;
+
 pub use read::RangeReader;
+pub use spool::SpoolReader;
 
 /// The URL scheme of a bucket landing.
 pub const SCHEME: &str = "s3://";
@@ -31,10 +36,15 @@ pub struct Bucket {
     /// Where `<name>.rejected.csv` is written before it is uploaded beside the object.
     staging: PathBuf,
     cursor: Mutex<list::Cursor>,
+    /// Objects fetched once when identified, read again from local disk by the parse.
+    spools: spool::Spools,
+    /// Markers listed without their data object, said once.
+    orphans: Orphans,
 }
 
 impl Clone for Bucket {
     /// A clone lists on its own: each worker keeps its own cursor, as each scans a directory.
+    /// The spooled objects are shared: the reader thread of a load reads what its worker fetched.
     fn clone(&self) -> Self {
         Bucket {
             store: self.store.clone(),
@@ -43,6 +53,8 @@ impl Clone for Bucket {
             marker_suffix: self.marker_suffix.clone(),
             staging: self.staging.clone(),
             cursor: Mutex::default(),
+            spools: self.spools.clone(),
+            orphans: self.orphans.clone(),
         }
     }
 }
@@ -85,6 +97,8 @@ impl Bucket {
             marker_suffix,
             staging,
             cursor: Mutex::default(),
+            spools: spool::Spools::default(),
+            orphans: Orphans::default(),
         })
     }
 

@@ -1,53 +1,23 @@
-//! Reading an object: its identity (size and sha256 of its bytes, streamed) and a blocking
-//! reader that fetches it in ranges of `RANGE_BYTES`, so memory stays bounded whatever its
-//! size, as a file is read in chunks. Owns no decision about the object.
+//! Reading an object: a blocking reader of its spooled copy ([`super::spool`]: fetched once,
+//! when it was identified) or, when this process holds none, one that fetches it in ranges of
+//! `RANGE_BYTES`, so memory stays bounded whatever its size, as a file is read in chunks. Owns
+//! no decision about the object.
 
 use std::io::{self, Read};
 use std::path::Path;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use object_store::path::Path as Key;
 use object_store::ObjectStoreExt;
-use sha2::{Digest, Sha256};
 
 use super::{io_error, key, Bucket};
-use crate::landing::{Identity, IdentityError};
+use crate::landing::Identity;
 
 /// Bytes fetched per range request: the transform's chunk size, so one range feeds one chunk.
 const RANGE_BYTES: u64 = crate::transform::CHUNK_BYTES as u64;
 
 impl Bucket {
-    /// Hashes the object at `path`, streaming its body.
-    ///
-    /// # Errors
-    /// `TooLarge` past `max_bytes`; `Io` when it cannot be read (`NotFound` once it is gone).
-    pub async fn identify(&self, path: &Path, max_bytes: u64) -> Result<Identity, IdentityError> {
-        let location = key(path)?;
-        let got = self.store.get(&location).await.map_err(io_error)?;
-        let meta = got.meta.clone();
-        if meta.size > max_bytes {
-            return Err(IdentityError::TooLarge {
-                size: meta.size,
-                limit: max_bytes,
-            });
-        }
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut body = got.into_stream();
-        while let Some(block) = body.next().await {
-            let block = block.map_err(io_error)?;
-            hasher.update(&block);
-            size += block.len() as u64;
-        }
-        Ok(Identity {
-            size,
-            sha256: hex::encode(hasher.finalize()),
-            modified: meta.last_modified.into(),
-        })
-    }
-
     /// True when the object still has the size and modification time it had when identified:
     /// nobody put another object under its key meanwhile.
     pub async fn unchanged_since(&self, path: &Path, identity: &Identity) -> bool {
@@ -63,25 +33,29 @@ impl Bucket {
         Some((meta.size, Some(meta.last_modified.into())))
     }
 
-    /// A blocking reader of the object at `path`, for the reader thread.
+    /// A blocking reader of the object at `path`, for the reader thread: its spooled copy when
+    /// it was identified here, else ranged requests.
     ///
     /// # Errors
     /// The key is not valid, or the object is not there.
-    pub fn reader(&self, path: &Path) -> io::Result<RangeReader> {
+    pub fn reader(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        if let Some(spooled) = self.spooled(path) {
+            return Ok(Box::new(spooled));
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let location = key(path)?;
         let size = runtime
             .block_on(self.store.head(&location))
             .map_err(io_error)?
             .size;
-        Ok(RangeReader {
+        Ok(Box::new(RangeReader {
             store: self.store.clone(),
             location,
             runtime,
             size,
             at: 0,
             block: Bytes::new(),
-        })
+        }))
     }
 }
 

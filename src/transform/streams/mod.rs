@@ -2,15 +2,14 @@
 //! transactions contract", "The inventory contract"). A file whose header names one of them is
 //! read here instead of by the event reader: whole (these files are small beside clickstream),
 //! split quote-aware by [`records`](super::records), checked row by row and, for transactions,
-//! transaction by transaction. Pure apart from reading the one file; never touches the event
-//! path's reader, mapping or rules.
+//! transaction by transaction. Pure: the watcher hands it the file's bytes (from a directory or
+//! a bucket, decompressed); never touches the event path's reader, mapping or rules.
 
 mod inventory;
 mod transactions;
 mod values;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use super::profile::ResolvedWindow;
 use super::records::{self, Record, RecordSplitter};
@@ -92,18 +91,13 @@ pub fn sniff(header: &str) -> Option<(Stream, Vec<&'static str>)> {
         })
 }
 
-/// The first line of the file at `path` (at most `limit` bytes read), if it is text.
-pub fn first_line(path: &Path, limit: usize) -> std::io::Result<Option<String>> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit as u64)
-        .read_to_end(&mut head)?;
-    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+/// The first line of a file whose first bytes are `head`, if it is text.
+pub fn first_line(head: &[u8]) -> Option<String> {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    Ok(std::str::from_utf8(&head[..end])
+    std::str::from_utf8(&head[..end])
         .ok()
-        .map(|l| l.trim_end_matches('\r').to_string()))
+        .map(|l| l.trim_end_matches('\r').to_string())
 }
 
 /// Names (trimmed, unquoted, lowercased) and the delimiter: `;` when it splits the header into
@@ -154,18 +148,17 @@ impl Row<'_> {
     }
 }
 
-/// Reads and checks a whole stream file.
+/// Checks a whole stream file, its bytes (decompressed) read by the caller.
 ///
 /// # Errors
 /// A file that is empty, header-only, not UTF-8, binary, has a line over the limit, or lacks
 /// a required column of its stream.
 pub(crate) fn read(
-    path: &Path,
+    bytes: &[u8],
     limits: Limits,
     window: &ResolvedWindow,
 ) -> Result<StreamFile, FileError> {
-    let bytes = std::fs::read(path)?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     // The delimiter first: the splitter skips lines of only delimiters (Excel's empty rows).
     let head_end = bytes
         .iter()

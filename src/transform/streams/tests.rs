@@ -4,11 +4,8 @@ use super::*;
 use crate::transform::TimeWindow;
 
 fn read_text(text: &str) -> Result<StreamFile, FileError> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.csv");
-    std::fs::write(&path, text).unwrap();
     let window = TimeWindow::default().resolve(Utc::now());
-    read(&path, Limits::default(), &window)
+    read(text.as_bytes(), Limits::default(), &window)
 }
 
 const TX_HEADER: &str = "transaction_id,line_number,transaction_time,user_id,payment_method,\
