@@ -29,10 +29,20 @@ impl Watcher {
         let limits = self.settings.limits;
         let window = self.profiles.window.resolve(Utc::now());
         let owned = path.to_path_buf();
+        let stream_profiles = self.profiles.streams.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let first = streams::first_line(&owned, limits.max_line_bytes)?;
-            match first.as_deref().and_then(streams::sniff) {
-                Some(_) => streams::read(&owned, limits, &window).map(Some),
+            let Some(first) = streams::first_line(&owned, limits.max_line_bytes)? else {
+                return Ok(None);
+            };
+            if streams::sniff(&first).is_some() {
+                return streams::read(&owned, limits, &window, None).map(Some);
+            }
+            // A user's own export of a stream (an order-items or invoice-lines file).
+            match streams::profile_for(&first, &stream_profiles) {
+                Some(p) => {
+                    tracing::debug!(profile = %p.name, "Reading through a stream profile.");
+                    streams::read(&owned, limits, &window, Some(p)).map(Some)
+                }
                 None => Ok(None),
             }
         })
