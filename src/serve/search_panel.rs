@@ -1,7 +1,8 @@
-//! The dashboard's panel of searches and brands over the newest 24 hours of event time
-//! (`streaming.recent_window`, sql/V17): searches in all and those that led to no view, the top
-//! queries, the queries most often left without a view, and the top brands by purchases. Its
-//! own queries and markup, read with the snapshot; writes nothing.
+//! The dashboard's panel of searches and brands, over the newest hours of event time
+//! (`streaming.recent_window`, sql/V17): searches and the top queries of the newest 24 hours,
+//! the searches of the newest hour that led to no view and their queries, and the top brands by
+//! purchases of the newest 24 hours. Its own queries and markup, read with the snapshot;
+//! writes nothing.
 
 use std::fmt::Write as _;
 
@@ -10,16 +11,14 @@ use tokio_postgres::Client;
 use super::dashboard::escape;
 
 /// Rows of each of the panel's tables.
-const ROWS: usize = 10;
+const ROWS: i64 = 10;
 
-/// One search query of the window.
+/// One search query and a count of its searches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryCount {
-    /// Lowercased, as `streaming.search_queries` groups them.
+    /// Lowercased, as the functions of sql/V17 group them.
     pub query: String,
-    pub searches: i64,
-    /// Searches after which the session viewed nothing (sql/V17 defines it).
-    pub without_view: i64,
+    pub count: i64,
 }
 
 /// One brand of the window's purchase events.
@@ -34,20 +33,30 @@ pub struct BrandCount {
 /// What the panel shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchPanel {
+    /// Searches of the newest 24 hours.
     pub searches: i64,
-    pub without_view: i64,
-    /// Most searched first (then by query).
+    /// Most searched first (then by query, byte order), newest 24 hours.
     pub top_queries: Vec<QueryCount>,
-    /// Most often without a view first; only queries with at least one.
+    /// Searches of the newest hour, and those of them that led to no view.
+    pub hour_searches: i64,
+    pub without_view: i64,
+    /// Queries of the newest hour most often left without a view (count = without a view).
     pub no_view_queries: Vec<QueryCount>,
-    /// Most purchased first (then by revenue, brand).
+    /// Most purchased first (then by revenue, brand), newest 24 hours.
     pub top_brands: Vec<BrandCount>,
 }
 
-/// Every query of the newest 24 hours of event time, most searched first; the panel's other lists are cut from it.
-const QUERIES: &str = "SELECT q.search_query, q.searches, q.without_view \
-    FROM streaming.recent_window(24) w, streaming.search_queries(w.since, w.until) q \
-    ORDER BY q.searches DESC, q.search_query COLLATE \"C\"";
+/// The top queries of the newest 24 hours, and the searches of those hours in all (a window
+/// sum, computed before the LIMIT). The partial index of searches alone.
+const TOP_QUERIES: &str = "SELECT q.search_query, q.searches, sum(q.searches) OVER ()::bigint \
+    FROM streaming.recent_window(24) w, streaming.search_counts(w.since, w.until) q \
+    ORDER BY q.searches DESC, q.search_query COLLATE \"C\" LIMIT $1";
+
+/// Every query of the newest hour with its searches and those that led to no view (this one
+/// reads the hour's views too, so it covers one hour).
+const NO_VIEW: &str = "SELECT q.search_query, q.searches, q.without_view \
+    FROM streaming.recent_window(1) w, streaming.search_queries(w.since, w.until) q \
+    ORDER BY q.without_view DESC, q.search_query COLLATE \"C\"";
 
 const BRANDS: &str = "SELECT b.brand, b.purchases, round(b.revenue, 2)::text \
     FROM streaming.recent_window(24) w, streaming.brand_purchases(w.since, w.until) b \
@@ -58,25 +67,29 @@ const BRANDS: &str = "SELECT b.brand, b.purchases, round(b.revenue, 2)::text \
 /// # Errors
 /// A query failing (Postgres away, schema not migrated yet).
 pub async fn read(client: &Client) -> Result<SearchPanel, tokio_postgres::Error> {
-    let all: Vec<QueryCount> = client
-        .query(QUERIES, &[])
-        .await?
+    let top = client.query(TOP_QUERIES, &[&ROWS]).await?;
+    let searches = top.first().map_or(0, |r| r.get(2));
+    let top_queries = top
         .iter()
         .map(|r| QueryCount {
             query: r.get(0),
-            searches: r.get(1),
-            without_view: r.get(2),
+            count: r.get(1),
         })
         .collect();
-    let mut no_view: Vec<QueryCount> = all.iter().filter(|q| q.without_view > 0).cloned().collect();
-    no_view.sort_by(|a, b| {
-        b.without_view
-            .cmp(&a.without_view)
-            .then_with(|| a.query.cmp(&b.query))
-    });
-    no_view.truncate(ROWS);
+    let hour = client.query(NO_VIEW, &[]).await?;
+    let hour_searches = hour.iter().map(|r| r.get::<_, i64>(1)).sum();
+    let without_view = hour.iter().map(|r| r.get::<_, i64>(2)).sum();
+    let no_view_queries = hour
+        .iter()
+        .filter(|r| r.get::<_, i64>(2) > 0)
+        .take(ROWS as usize)
+        .map(|r| QueryCount {
+            query: r.get(0),
+            count: r.get(2),
+        })
+        .collect();
     let top_brands = client
-        .query(BRANDS, &[&(ROWS as i64)])
+        .query(BRANDS, &[&ROWS])
         .await?
         .iter()
         .map(|r| BrandCount {
@@ -86,10 +99,11 @@ pub async fn read(client: &Client) -> Result<SearchPanel, tokio_postgres::Error>
         })
         .collect();
     Ok(SearchPanel {
-        searches: all.iter().map(|q| q.searches).sum(),
-        without_view: all.iter().map(|q| q.without_view).sum(),
-        top_queries: all.into_iter().take(ROWS).collect(),
-        no_view_queries: no_view,
+        searches,
+        top_queries,
+        hour_searches,
+        without_view,
+        no_view_queries,
         top_brands,
     })
 }
@@ -100,40 +114,39 @@ pub fn render(p: &SearchPanel) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<table><tr><th>searches</th><td id=\"search-total\">{}</td></tr>\
-         <tr><th>searches that led to no view</th><td id=\"search-no-view-total\">{}</td></tr></table>",
-        p.searches, p.without_view
+        "<table><tr><th>searches (24 h)</th><td id=\"search-total\">{}</td></tr>\
+         <tr><th>searches (newest hour)</th><td id=\"search-hour-total\">{}</td></tr>\
+         <tr><th>of those, led to no view</th><td id=\"search-no-view-total\">{}</td></tr></table>",
+        p.searches, p.hour_searches, p.without_view
     );
     if p.top_queries.is_empty() {
         h.push_str("<p class=\"muted\">no search in the window</p>");
     } else {
         h.push_str(
-            "<h2>Top search queries</h2><table><tr><th>query</th><th>searches</th>\
-             <th>no view</th></tr>",
+            "<h2>Top search queries (24 h)</h2><table><tr><th>query</th><th>searches</th></tr>",
         );
         for (i, q) in p.top_queries.iter().enumerate() {
             let _ = write!(
                 h,
                 "<tr><td id=\"search-query-{i}-label\">{}</td>\
-                 <td id=\"search-query-{i}-searches\">{}</td>\
-                 <td id=\"search-query-{i}-no-view\">{}</td></tr>",
+                 <td id=\"search-query-{i}-searches\">{}</td></tr>",
                 escape(&q.query),
-                q.searches,
-                q.without_view
+                q.count
             );
         }
         h.push_str("</table>");
     }
     if !p.no_view_queries.is_empty() {
         h.push_str(
-            "<h2>Searches that led to no view</h2><table><tr><th>query</th><th>no view</th></tr>",
+            "<h2>Searches that led to no view (newest hour)</h2><table><tr><th>query</th>\
+             <th>no view</th></tr>",
         );
         for (i, q) in p.no_view_queries.iter().enumerate() {
             let _ = write!(
                 h,
                 "<tr><td id=\"no-view-{i}-label\">{}</td><td id=\"no-view-{i}-count\">{}</td></tr>",
                 escape(&q.query),
-                q.without_view
+                q.count
             );
         }
         h.push_str("</table>");
@@ -168,11 +181,11 @@ mod tests {
     fn the_panel_shows_queries_and_brands_with_ids_and_escapes_them() {
         let q = QueryCount {
             query: "<shoes>".into(),
-            searches: 5,
-            without_view: 2,
+            count: 2,
         };
         let html = render(&SearchPanel {
             searches: 5,
+            hour_searches: 3,
             without_view: 2,
             top_queries: vec![q.clone()],
             no_view_queries: vec![q],
@@ -183,6 +196,7 @@ mod tests {
             }],
         });
         assert!(html.contains("id=\"search-total\">5<"));
+        assert!(html.contains("id=\"search-hour-total\">3<"));
         assert!(html.contains("id=\"search-query-0-label\">&lt;shoes&gt;<"));
         assert!(html.contains("id=\"no-view-0-count\">2<"));
         assert!(html.contains("id=\"brand-0-revenue\">30.00<"));

@@ -149,6 +149,16 @@ async fn generated_searches_load_exactly_count_in_sessions_and_hours_and_reach_t
         differences(&pg, "search window", window, &defined_queries(SINCE)).await,
         0
     );
+    let counts = "SELECT q.*, 0::bigint FROM streaming.recent_window(24) w, \
+        streaming.search_counts(w.since, w.until) q";
+    let defined_counts = format!(
+        "SELECT q, n, 0::bigint FROM ({}) d(q, n, x)",
+        defined_queries(SINCE)
+    );
+    assert_eq!(
+        differences(&pg, "search_counts", counts, &defined_counts).await,
+        0
+    );
     let (total, without) = {
         let r = pg
             .query_one(

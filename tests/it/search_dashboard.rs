@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::dashboard::{by_id, run_chromium};
 use crate::search::{defined_queries, text, SINCE};
+
+/// The start of the newest hour with events (`streaming.recent_window(1)`), from the events.
+const SINCE_HOUR: &str =
+    "(SELECT date_trunc('hour', max(event_time), 'UTC') FROM streaming.events)";
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,38 +82,46 @@ async fn the_streams_search_and_brand_panels_shown_by_chromium_equal_the_sql() {
     }
     assert_ne!(by_id(&dom, "stream-transactions"), "0");
 
-    // Searches: totals, the top query and the query most often left without a view.
-    let defined = defined_queries(SINCE);
-    let totals = pg
+    // Searches of the 24 hours: their number and the top query.
+    let day = defined_queries(SINCE);
+    let total = text(&pg, &format!("SELECT sum(n)::text FROM ({day}) d(q, n, x)")).await;
+    assert_eq!(by_id(&dom, "search-total"), total);
+    assert_ne!(total, "0");
+    let top = pg
         .query_one(
-            &format!("SELECT sum(n)::text, sum(x)::text FROM ({defined}) d(q, n, x)"),
+            &format!(
+                "SELECT q, n::text FROM ({day}) d(q, n, x) \
+                 ORDER BY d.n DESC, d.q COLLATE \"C\" LIMIT 1"
+            ),
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(by_id(&dom, "search-total"), totals.get::<_, String>(0));
+    assert_eq!(by_id(&dom, "search-query-0-label"), top.get::<_, String>(0));
+    assert_eq!(
+        by_id(&dom, "search-query-0-searches"),
+        top.get::<_, String>(1)
+    );
+    // The newest hour: its searches, those that led to no view, the query most often so.
+    let hour = defined_queries(SINCE_HOUR);
+    let totals = pg
+        .query_one(
+            &format!("SELECT sum(n)::text, sum(x)::text FROM ({hour}) d(q, n, x)"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_id(&dom, "search-hour-total"), totals.get::<_, String>(0));
     assert_eq!(
         by_id(&dom, "search-no-view-total"),
         totals.get::<_, String>(1)
     );
-    assert_ne!(by_id(&dom, "search-total"), "0");
-    let top = pg
-        .query_one(
-            &format!("SELECT q, n::text, x::text FROM ({defined}) d(q, n, x) ORDER BY d.n DESC, d.q COLLATE \"C\" LIMIT 1"),
-            &[],
-        )
-        .await
-        .unwrap();
-    for (i, id) in ["label", "searches", "no-view"].iter().enumerate() {
-        assert_eq!(
-            by_id(&dom, &format!("search-query-0-{id}")),
-            top.get::<_, String>(i)
-        );
-    }
+    assert_ne!(totals.get::<_, String>(1), "0");
     let no_view = pg
         .query_one(
             &format!(
-                "SELECT q, x::text FROM ({defined}) d(q, n, x) WHERE d.x > 0 ORDER BY d.x DESC, d.q COLLATE \"C\" LIMIT 1"
+                "SELECT q, x::text FROM ({hour}) d(q, n, x) WHERE d.x > 0 \
+                 ORDER BY d.x DESC, d.q COLLATE \"C\" LIMIT 1"
             ),
             &[],
         )
@@ -147,7 +159,7 @@ async fn the_streams_search_and_brand_panels_shown_by_chromium_equal_the_sql() {
         top.get::<_, String>(0).as_str()
     );
     assert_eq!(top_json[0]["searches"].to_string(), top.get::<_, String>(1));
-    let (_, body) = http_get(&addr, "/api/searches/top?by=no_view&limit=1").unwrap();
+    let (_, body) = http_get(&addr, "/api/searches/top?by=no_view&limit=1&hours=1").unwrap();
     let no_view_json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         no_view_json[0]["search_query"],
