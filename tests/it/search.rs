@@ -34,18 +34,6 @@ pub(crate) const SINCE: &str =
     "(SELECT date_trunc('hour', max(event_time), 'UTC') - interval '23 hours' \
     FROM streaming.events)";
 
-async fn rows_text(pg: &Client, sql: &str, width: usize) -> Vec<Vec<String>> {
-    let mut rows: Vec<Vec<String>> = pg
-        .query(sql, &[])
-        .await
-        .expect(sql)
-        .iter()
-        .map(|r| (0..width).map(|i| r.get::<_, String>(i)).collect())
-        .collect();
-    rows.sort();
-    rows
-}
-
 pub(crate) async fn text(pg: &Client, sql: &str) -> String {
     pg.query_one(sql, &[]).await.expect(sql).get(0)
 }
@@ -97,7 +85,7 @@ async fn generated_searches_load_exactly_count_in_sessions_and_hours_and_reach_t
         .await,
         3
     );
-    assert_eq!(rows_text(&pg, SEARCH_AS_CSV, 7).await, expected);
+    assert_eq!(rows_as_text(&pg, SEARCH_AS_CSV, 7).await, expected);
     let n = expected.len() as i64;
     assert_eq!(
         count(
@@ -191,7 +179,7 @@ async fn generated_searches_load_exactly_count_in_sessions_and_hours_and_reach_t
     assert!(view.1.get("search_query").is_none(), "{}", view.1);
 
     // The same file again under another name: a duplicate_file, nothing changes.
-    let before = rows_text(&pg, SEARCH_AS_CSV, 7).await;
+    let before = rows_as_text(&pg, SEARCH_AS_CSV, 7).await;
     let stats = count(&pg, in_hours).await;
     let processed = landing.path().join("processed");
     let first = std::fs::read_dir(&processed)
@@ -209,7 +197,7 @@ async fn generated_searches_load_exactly_count_in_sessions_and_hours_and_reach_t
         .await,
         1
     );
-    assert_eq!(rows_text(&pg, SEARCH_AS_CSV, 7).await, before);
+    assert_eq!(rows_as_text(&pg, SEARCH_AS_CSV, 7).await, before);
     assert_eq!(count(&pg, in_hours).await, stats);
     assert_eq!(analytics_mismatches(&pg).await, 0);
     db.cleanup().await;
@@ -286,7 +274,7 @@ async fn bad_search_and_product_rows_are_rejected_with_line_column_reason_and_pr
     ]
     .map(|(l, c, r)| (l, c.to_string(), r));
     assert_eq!(rejected, want);
-    let loaded = rows_text(
+    let loaded = rows_as_text(
         &pg,
         "SELECT event_type, coalesce(search_query, '-'), coalesce(product_id, '-') \
          FROM streaming.events",
@@ -336,7 +324,7 @@ quantity = "1"
     )
     .unwrap();
     watch_once_with(landing.path(), &db, None, &dir);
-    let mapped = rows_text(
+    let mapped = rows_as_text(
         &pg,
         "SELECT event_type, coalesce(search_query, '-'), coalesce(product_id, '-'), \
          coalesce(quantity::text, '-') FROM streaming.events WHERE user_id = 'k1'",

@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio_postgres::Client;
-
 use crate::support::*;
 
 fn fixtures() -> PathBuf {
@@ -25,18 +23,6 @@ const ITEMS: &str = "SELECT transaction_id, line_number::text, product_id, \
 
 const REJECTED: &str = "SELECT f.file_name, r.line::text, r.column_name, r.reason \
     FROM streaming.rejected_rows r JOIN streaming.ingest_files f USING (file_id)";
-
-async fn table(pg: &Client, sql: &str, width: usize) -> Vec<Vec<String>> {
-    let mut rows: Vec<Vec<String>> = pg
-        .query(sql, &[])
-        .await
-        .expect(sql)
-        .iter()
-        .map(|r| (0..width).map(|i| r.get::<_, String>(i)).collect())
-        .collect();
-    rows.sort();
-    rows
-}
 
 fn rows(lines: &[&str]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = lines
@@ -65,7 +51,7 @@ async fn order_item_and_invoice_line_exports_load_as_transactions_through_stream
     watch_once_with(landing.path(), &db, None, &args);
     let pg = db.client().await;
 
-    let ledger = table(
+    let ledger = rows_as_text(
         &pg,
         "SELECT file_name, status, profile, rows_total::text, rows_loaded::text, \
          rows_rejected::text FROM streaming.ingest_files",
@@ -88,7 +74,7 @@ async fn order_item_and_invoice_line_exports_load_as_transactions_through_stream
         "536367|2010-12-01T08:34:00Z|13047|-|0|0|54.08|United Kingdom|1",
         "536414|2010-12-01T11:52:00Z|guest|-|0|0|0.00|United Kingdom|1",
     ]);
-    assert_eq!(table(&pg, TRANSACTIONS, 9).await, transactions);
+    assert_eq!(rows_as_text(&pg, TRANSACTIONS, 9).await, transactions);
     let items = rows(&[
         "A-1001|1|SKU-1|Kaffeebecher|4.99|2|9.98|Berlin",
         "A-1001|2|SKU-2|Teekanne|19.90|1|19.90|Berlin",
@@ -101,7 +87,7 @@ async fn order_item_and_invoice_line_exports_load_as_transactions_through_stream
         "536367|1|84879|ASSORTED COLOUR BIRD ORNAMENT|1.69|32|54.08|-",
         "536414|1|22139|-|0.00|56|0.00|-",
     ]);
-    assert_eq!(table(&pg, ITEMS, 8).await, items);
+    assert_eq!(rows_as_text(&pg, ITEMS, 8).await, items);
 
     // Each reject names the line, the column as the export names it, and why.
     let negative = "a negative quantity (a cancellation or return) is not a sale; refunds are \
@@ -115,7 +101,7 @@ async fn order_item_and_invoice_line_exports_load_as_transactions_through_stream
         "uci_invoices.csv|9|InvoiceDate|not a timestamp in the profile's time_formats \
          (%m/%d/%Y %H:%M) (got \"2010-12-01 11:57\")",
     ]);
-    assert_eq!(table(&pg, REJECTED, 4).await, want);
+    assert_eq!(rows_as_text(&pg, REJECTED, 4).await, want);
     let rejected_csv = std::fs::read_to_string(
         landing
             .path()
@@ -140,7 +126,7 @@ async fn order_item_and_invoice_line_exports_load_as_transactions_through_stream
         .replace('\n', "\r\n");
     std::fs::write(landing.path().join("order_items_crlf.csv"), crlf).unwrap();
     watch_once_with(landing.path(), &db, None, &args);
-    let again = table(
+    let again = rows_as_text(
         &pg,
         "SELECT file_name, status, rows_loaded::text, rows_duplicate::text, \
          rows_rejected::text FROM streaming.ingest_files \
@@ -155,8 +141,8 @@ async fn order_item_and_invoice_line_exports_load_as_transactions_through_stream
             "uci-again.csv|duplicate_file|0|0|0",
         ])
     );
-    assert_eq!(table(&pg, TRANSACTIONS, 9).await, transactions);
-    assert_eq!(table(&pg, ITEMS, 8).await, items);
+    assert_eq!(rows_as_text(&pg, TRANSACTIONS, 9).await, transactions);
+    assert_eq!(rows_as_text(&pg, ITEMS, 8).await, items);
     db.cleanup().await;
 }
 

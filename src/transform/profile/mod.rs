@@ -17,6 +17,7 @@ mod window;
 
 pub(crate) use registry::Detection;
 pub use registry::{Miss, Profiles};
+pub(crate) use spec::{check_name, delimiter, zone};
 pub(crate) use time::{TimeFormat, Zone};
 pub(crate) use window::Resolved as ResolvedWindow;
 pub use window::{TimeWindow, WindowError};

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::transactions::TRANSACTION_COLUMNS;
 use super::values::{amount, show_units};
 use super::Row;
-use crate::transform::profile::{TimeFormat, Zone, RFC3339};
+use crate::transform::profile::{check_name, delimiter, zone, TimeFormat, Zone, RFC3339};
 
 /// Targets a stream profile must map (or, where allowed, give in `[defaults]`).
 const MAPPED: [&str; 4] = ["transaction_id", "transaction_time", "product_id", "price"];
@@ -81,32 +81,9 @@ impl StreamProfile {
                 spec.stream
             ));
         }
-        let name_ok = !spec.name.is_empty()
-            && spec
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if !name_ok {
-            return Err(format!(
-                "name {:?} must be lowercase letters, digits, `_` or `-`",
-                spec.name
-            ));
-        }
-        let delimiter = match spec.delimiter.as_deref() {
-            None => None,
-            Some(d) if [",", ";", "\t", "|"].contains(&d) => d.bytes().next(),
-            Some(other) => {
-                return Err(format!(
-                    "delimiter {other:?} is not one of \",\", \";\", \"\\t\", \"|\""
-                ))
-            }
-        };
-        let zone = match spec.timezone.as_deref() {
-            None => Zone::parse("+00:00").ok_or("no UTC offset")?,
-            Some(text) => Zone::parse(text).ok_or_else(|| {
-                format!("timezone {text:?} is neither an IANA zone name nor an offset like +01:00")
-            })?,
-        };
+        check_name(&spec.name)?;
+        let delimiter = delimiter(spec.delimiter.as_deref())?;
+        let zone = zone(spec.timezone.as_deref())?;
         let examples = spec
             .time_formats
             .unwrap_or_else(|| vec![RFC3339.to_string()]);
