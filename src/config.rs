@@ -49,7 +49,10 @@ pub enum ConfigError {
          add up to more than all events"
     )]
     Shares { purchase: f64, cart: f64 },
-    #[error("--invalid-fraction works with --layout native only (its faults break native rows)")]
+    #[error(
+        "--invalid-fraction and --search-share work with --layout native only (the faults \
+         break native rows; REES46 files have no search events)"
+    )]
     InvalidLayout,
     #[error("--http-addr {value:?} is not HOST:PORT with an IP address (or `off`): {source}")]
     HttpAddr {

@@ -22,15 +22,38 @@ pub const COLUMNS: [&str; 12] = [
 
 /// Source attributes beyond the native contract that a source profile may keep (nullable
 /// columns of `streaming.events`); `category_id` must be a whole number fitting BIGINT.
-pub const KEPT_COLUMNS: [&str; 3] = ["brand", "category_id", "category_code"];
+/// `search_query` is also read from a native file that has the column (a search's text).
+pub const KEPT_COLUMNS: [&str; 4] = ["brand", "category_id", "category_code", SEARCH_QUERY];
+
+/// The column holding a search's text: required for `search` rows, empty for every other type.
+pub const SEARCH_QUERY: &str = "search_query";
 
 /// The header line, without a line ending.
 pub fn header_line() -> String {
     COLUMNS.join(",")
 }
 
-/// The funnel steps a row may name.
-pub const EVENT_TYPES: [&str; 4] = ["view", "add_to_cart", "remove_from_cart", "purchase"];
+/// The event types a row may name: the funnel steps, and `search` (a query typed into the
+/// shop's search box: `search_query` set, the product columns empty).
+pub const EVENT_TYPES: [&str; 5] = [
+    "view",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    SEARCH,
+];
+
+/// The event type of a search: it names no product, so the product columns stay empty.
+pub const SEARCH: &str = "search";
+
+/// Columns a `search` row leaves empty (it names no product); required or optional for others.
+pub const PRODUCT_COLUMNS: [&str; 5] = [
+    "product_id",
+    "product_category",
+    "product_price",
+    "quantity",
+    "total_amount",
+];
 
 /// The only event type that carries a `total_amount` and lands in `streaming.purchases`.
 pub const PURCHASE: &str = "purchase";

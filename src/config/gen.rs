@@ -71,6 +71,12 @@ pub struct GenArgs {
     /// same files as before streams existed.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "events")]
     pub streams: Vec<crate::generator::GenStream>,
+    /// Chance that a view is preceded by a search for its product (event_type `search`, a
+    /// `search_query` column; a fifth of those searches instead end the session with no view
+    /// after them). Native layout only. Default 0: no searches, the same files as before
+    /// searches existed.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub search_share: f64,
 }
 
 impl GenArgs {
@@ -82,6 +88,7 @@ impl GenArgs {
             ("invalid-fraction", self.invalid_fraction),
             ("purchase-share", self.purchase_share.unwrap_or(0.0)),
             ("cart-share", self.cart_share.unwrap_or(0.0)),
+            ("search-share", self.search_share),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Fraction { name, value });
@@ -95,7 +102,8 @@ impl GenArgs {
         if self.rate.is_some_and(|r| r <= 0.0 || r.is_nan()) {
             return Err(ConfigError::Rate);
         }
-        if self.invalid_fraction > 0.0 && self.layout != Layout::Native {
+        if (self.invalid_fraction > 0.0 || self.search_share > 0.0) && self.layout != Layout::Native
+        {
             return Err(ConfigError::InvalidLayout);
         }
         let shape = self.shape()?;
@@ -119,6 +127,7 @@ impl GenArgs {
             shape,
             layout: self.layout,
             streams: self.streams,
+            search_share: self.search_share,
         })
     }
 

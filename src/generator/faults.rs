@@ -102,8 +102,11 @@ mod tests {
                 (r.column.clone(), reason.to_string())
             })
             .collect();
+        // The search rules need the search_query column, which faults (on 12-column rows)
+        // never write: tests/it/search.rs hits each of them.
         let mut wanted: BTreeSet<(Option<String>, String)> = all_reasons()
             .into_iter()
+            .filter(|(c, r)| *c != schema::SEARCH_QUERY && !r.contains("for a search"))
             .map(|(c, r)| (Some(c.to_string()), r.to_string()))
             .collect();
         wanted.insert((None, "has 11 fields where the header has 12".to_string()));

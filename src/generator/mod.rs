@@ -5,6 +5,7 @@
 
 mod faults;
 mod rees46;
+mod search;
 mod session;
 mod streams;
 mod world;
@@ -44,6 +45,9 @@ pub struct GenSettings {
     pub layout: Layout,
     /// Streams written; `[Events]` writes exactly what runs wrote before streams existed.
     pub streams: Vec<GenStream>,
+    /// Chance that a view is preceded by a search (`search` events, native layout only);
+    /// 0 draws no search and writes the files of runs before searches existed.
+    pub search_share: f64,
 }
 
 /// The columns and value formats files are written in.
@@ -106,6 +110,8 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
     let mut scratch = Vec::new();
     let mut line = String::new();
     let wants = |s: GenStream| settings.streams.contains(&s);
+    let mut searches = (settings.search_share > 0.0)
+        .then(|| search::Searches::new(settings.seed, settings.search_share));
     let mut others = (wants(GenStream::Transactions) || wants(GenStream::Inventory)).then(|| {
         Streams::new(
             settings.seed,
@@ -120,8 +126,13 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
         let path = settings.out_dir.join(&name);
         let mut file = match wants(GenStream::Events) {
             true => Some(
-                CsvFile::create(&settings.out_dir, &name, settings.layout)
-                    .map_err(io_err(&path))?,
+                CsvFile::create(
+                    &settings.out_dir,
+                    &name,
+                    settings.layout,
+                    searches.is_some(),
+                )
+                .map_err(io_err(&path))?,
             ),
             false => None,
         };
@@ -139,6 +150,9 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
                             session::walk_shaped(&mut rng, &world, shape, clock, &mut scratch)
                         }
                     };
+                    if let Some(searches) = &mut searches {
+                        searches.add(&world, &mut scratch);
+                    }
                     pending.extend(scratch.drain(..));
                     clock += rng.random_range(0..1_500_000);
                 }
@@ -155,10 +169,12 @@ pub fn run(settings: &GenSettings, mut on_rows: impl FnMut(u64)) -> Result<GenRe
                 recent.push_back(event.clone());
                 event
             };
-            let row = if rng.random_bool(settings.invalid_fraction) {
+            // A search is never corrupted: blanking its (empty) product columns breaks no rule.
+            let row = if rng.random_bool(settings.invalid_fraction) && event.search_query.is_none()
+            {
                 report.invalid += 1;
                 line.clear();
-                writer::format_event(&mut line, &world, &event);
+                writer::format_event(&mut line, &world, &event, searches.is_some());
                 Row::Raw(faults::corrupt(&mut rng, &line))
             } else {
                 Row::Event(&event)
@@ -300,6 +316,36 @@ mod tests {
         assert!(all.inventory_updates > purchases, "sales and restocks");
         let only = generate(a.path(), &[&args[..], &["--streams", "inventory"]].concat());
         assert!(only.files.is_empty() && only.stream_files.len() == 2);
+    }
+
+    /// Searches are drawn from a generator of their own, seeded like the rest: the same seed
+    /// gives the same files, a share of 0 (the default) writes no search and no column for it.
+    #[test]
+    fn searches_are_seeded_have_their_column_and_only_come_when_asked_for() {
+        let args = ["--files", "2", "--rows-per-file", "3000", "--seed", "42"];
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let with = [&args[..], &["--search-share", "0.2"]].concat();
+        let one = generate(a.path(), &with);
+        let two = generate(b.path(), &with);
+        assert_eq!(digest(&one), digest(&two));
+        let text = std::fs::read_to_string(&one.files[0]).unwrap();
+        let header = text.lines().next().unwrap();
+        assert_eq!(
+            header,
+            format!("{},search_query", crate::schema::header_line())
+        );
+        let searches: Vec<&str> = text.lines().filter(|l| l.contains(",search,")).collect();
+        assert!(searches.len() > 100, "{}", searches.len());
+        assert!(text.lines().skip(1).all(|l| l.split(',').count() == 13));
+        let zero = generate(c.path(), &[&args[..], &["--search-share", "0"]].concat());
+        let text = std::fs::read_to_string(&zero.files[0]).unwrap();
+        assert!(!text.contains("search"));
+        let rees46 = GenArgs::parse_from(["gen", "--layout", "rees46", "--search-share", "0.1"]);
+        assert!(rees46.validate().is_err());
     }
 
     /// (events per session, purchase share, cart share) of the native files in `report`.

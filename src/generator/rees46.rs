@@ -95,7 +95,7 @@ fn event_type(contract: &str) -> &str {
 
 /// The REES46 category of product `index` in native category `category`: its id, the rest of
 /// its code after the top level, and its brand. Spread over the product indices.
-fn category(category: &str, index: usize) -> (u64, &'static str, &'static str) {
+pub(super) fn category(category: &str, index: usize) -> (u64, &'static str, &'static str) {
     let at = CATALOGUE
         .iter()
         .position(|(name, _, _)| *name == category)

@@ -22,6 +22,8 @@ pub struct Event {
     pub quantity: i64,
     /// Set for purchases only: price × quantity.
     pub total_cents: Option<i64>,
+    /// Set for searches only (`super::search`); their product columns are written empty.
+    pub search_query: Option<String>,
 }
 
 /// Chance that a viewed product goes into the cart.
@@ -96,6 +98,7 @@ pub fn walk<R: RngExt>(rng: &mut R, world: &World, start_micros: i64, out: &mut 
             product,
             quantity,
             total_cents,
+            search_query: None,
         })
     };
     for _ in 0..views {
@@ -173,6 +176,7 @@ pub fn walk_shaped<R: RngExt>(
                 product,
                 quantity,
                 total_cents,
+                search_query: None,
             });
             now += rng.random_range(match step {
                 "view" => VIEW_GAP,

@@ -27,16 +27,23 @@ pub struct CsvFile {
     out: BufWriter<File>,
     line: String,
     layout: Layout,
+    /// Native files with searches have a last column, `search_query`.
+    search: bool,
 }
 
 impl CsvFile {
-    /// Creates `.NAME.tmp` in `dir` and writes the header of `layout`.
-    pub fn create(dir: &Path, name: &str, layout: Layout) -> io::Result<CsvFile> {
+    /// Creates `.NAME.tmp` in `dir` and writes the header of `layout`, with the
+    /// `search_query` column when `search` (native only).
+    pub fn create(dir: &Path, name: &str, layout: Layout, search: bool) -> io::Result<CsvFile> {
         let tmp_path = dir.join(format!(".{name}.tmp"));
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp_path)?);
         match layout {
             Layout::Native => out.write_all(schema::header_line().as_bytes())?,
             Layout::Rees46 => out.write_all(rees46::HEADER.as_bytes())?,
+        }
+        if search {
+            out.write_all(b",")?;
+            out.write_all(schema::SEARCH_QUERY.as_bytes())?;
         }
         out.write_all(b"\n")?;
         Ok(CsvFile {
@@ -45,6 +52,7 @@ impl CsvFile {
             out,
             line: String::with_capacity(256),
             layout,
+            search,
         })
     }
 
@@ -60,6 +68,7 @@ impl CsvFile {
             out,
             line: String::new(),
             layout: Layout::Native,
+            search: false,
         })
     }
 
@@ -72,7 +81,7 @@ impl CsvFile {
         self.line.clear();
         match row {
             Row::Event(event) => match self.layout {
-                Layout::Native => format_event(&mut self.line, world, event),
+                Layout::Native => format_event(&mut self.line, world, event, self.search),
                 Layout::Rees46 => rees46::format_event(&mut self.line, world, event),
             },
             Row::Raw(text) => self.line.push_str(&text),
@@ -91,14 +100,23 @@ impl CsvFile {
     }
 }
 
-/// Formats one event as a CSV line (no line ending). Generated values never need quoting.
-pub fn format_event(line: &mut String, world: &World, event: &Event) {
+/// Formats one event as a CSV line (no line ending), with a last `search_query` field when
+/// `search`. A search's product columns are empty. Generated values never need quoting.
+pub fn format_event(line: &mut String, world: &World, event: &Event, search: bool) {
     use std::fmt::Write as _;
     let user = &world.users[event.user];
     let product = &world.products[event.product];
     let time = DateTime::from_timestamp_micros(event.time_micros).unwrap_or_default();
     let _ = write!(line, "{},", event.event_id);
     schema::write_event_time(line, time);
+    if let Some(query) = &event.search_query {
+        let _ = write!(
+            line,
+            ",{},{},{},,,,,,{},{},{query}",
+            user.id, event.session_id, event.event_type, user.device, user.country
+        );
+        return;
+    }
     let _ = write!(
         line,
         ",{},{},{},{},{},{}.{:02},{},",
@@ -115,4 +133,7 @@ pub fn format_event(line: &mut String, world: &World, event: &Event) {
         let _ = write!(line, "{}.{:02}", total / 100, total % 100);
     }
     let _ = write!(line, ",{},{}", user.device, user.country);
+    if search {
+        line.push(',');
+    }
 }

@@ -19,12 +19,12 @@ use crate::transform::{EXTRA, QUANTITY, TIME};
 /// source profile keeps (`KEPT_COLUMNS`), then `file_id`.
 pub(super) const COPY_EVENTS: &str = "COPY streaming.events (event_id, event_time, quantity, \
     product_price, total_amount, extra, source_file, user_id, session_id, event_type, \
-    product_id, product_category, device, country, brand, category_id, category_code, file_id) \
-    FROM STDIN (FORMAT binary)";
+    product_id, product_category, device, country, brand, category_id, category_code, \
+    search_query, file_id) FROM STDIN (FORMAT binary)";
 
 /// Fields of every COPY_EVENTS tuple; `encode_events` writes them in its column order, each
 /// with its type beside it.
-const COPY_EVENTS_FIELDS: i16 = 18;
+const COPY_EVENTS_FIELDS: i16 = 19;
 
 /// Text columns of the COPY, in order after the typed ones.
 const TEXT_COLUMNS: [&str; 7] = [
@@ -76,14 +76,16 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         texts.push(good.column(name)?.str()?.clone());
     }
     let mut text_iters: Vec<_> = texts.iter().map(|c| c.iter()).collect();
-    let [brand, category_id, category_code] = KEPT_COLUMNS;
+    let [brand, category_id, category_code, search_query] = KEPT_COLUMNS;
     let brands = good.column(brand)?.str()?.clone();
     let category_ids = good.column(category_id)?.str()?.clone();
     let category_codes = good.column(category_code)?.str()?.clone();
+    let search_queries = good.column(search_query)?.str()?.clone();
     let kept = brands
         .iter()
         .zip(category_ids.iter())
-        .zip(category_codes.iter());
+        .zip(category_codes.iter())
+        .zip(search_queries.iter());
     let rows = ids
         .iter()
         .zip(times.iter())
@@ -102,7 +104,7 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
     let mut out = BytesMut::with_capacity(good.height() * 200);
     for (
         (((((id, time), quantity), price), total), extra),
-        ((brand, category_id), category_code),
+        (((brand, category_id), category_code), search_query),
     ) in rows
     {
         // The rules admitted only UUIDs; anything else here is a bug, not a duplicate.
@@ -136,6 +138,7 @@ pub fn encode_events(good: &DataFrame, source_file: &str) -> Result<EncodedEvent
         put_field(&mut out, &brand, &Type::TEXT)?;
         put_field(&mut out, &category_id, &Type::INT8)?;
         put_field(&mut out, &category_code, &Type::TEXT)?;
+        put_field(&mut out, &search_query, &Type::TEXT)?;
         encoded.ids.push(id);
         encoded
             .facts
@@ -162,6 +165,9 @@ fn facts(
     let kind = event_type
         .and_then(EventKind::parse)
         .ok_or_else(|| polars_err!(ComputeError: "an event type is unknown after validation"))?;
+    // A search names no product (the rules kept its product columns empty): the derive counts
+    // it in its session, hour and user, never as a product's.
+    let search = kind == EventKind::Search;
     let total_sum = total.map(ExactSum::parse).transpose().map_err(
         |e| polars_err!(ComputeError: "total_amount cannot be summed after validation: {e}"),
     )?;
@@ -172,10 +178,21 @@ fn facts(
         kind,
         user_id: required(user_id, "user_id")?,
         session_id: required(session_id, "session_id")?,
-        product_id: required(product_id, "product_id")?,
+        product_id: if search {
+            String::new()
+        } else {
+            required(product_id, "product_id")?
+        },
         category: category.map(String::from),
-        quantity: quantity
-            .ok_or_else(|| polars_err!(ComputeError: "a quantity is missing after validation"))?,
+        quantity: match quantity {
+            Some(q) => q,
+            None if search => 0,
+            None => {
+                return Err(
+                    polars_err!(ComputeError: "a quantity is missing after validation").into(),
+                )
+            }
+        },
         unit_price: price.and_then(|p| p.parse().ok()).unwrap_or(f64::NAN),
         price: (kind == EventKind::Purchase)
             .then(|| price.map(String::from))

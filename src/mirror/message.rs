@@ -1,6 +1,7 @@
 //! The Kafka message of an event: key user_id; payload a flat JSON object of the contract's
-//! columns and the kept source attributes. The outbox query that feeds it is defined here too,
-//! so that the positions the message reads are the positions the query selects.
+//! columns and the kept source attributes (`search_query` on searches only). The outbox query
+//! that feeds it is defined here too, so that the positions the message reads are the
+//! positions the query selects.
 //! Built here, not by Postgres: the server is the busy side of every load.
 
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use crate::schema;
 /// keep their digits).
 pub(super) const OUTBOX_EVENTS: &str = "SELECT event_id, event_time, user_id, session_id, \
     event_type, product_id, product_category, product_price::text, quantity, \
-    total_amount::text, device, country, brand, category_id::text, category_code \
+    total_amount::text, device, country, brand, category_id::text, category_code, search_query \
     FROM streaming.events WHERE file_id = $1";
 
 /// An event as the topic carries it: key user_id; payload a JSON object of the contract's
@@ -26,7 +27,8 @@ pub(super) fn event_message(row: &Row) -> (String, String) {
     let id: Uuid = row.get(0);
     let time: DateTime<Utc> = row.get(1);
     let user: String = row.get(2);
-    let quantity: i32 = row.get(8);
+    // NULL for a search, which names no product.
+    let quantity: Option<i32> = row.get(8);
     let mut json = JsonObject::default();
     json.plain_text("event_id", |out| {
         out.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()))
@@ -38,7 +40,7 @@ pub(super) fn event_message(row: &Row) -> (String, String) {
     json.text("product_id", row.get(5));
     json.text("product_category", row.get(6));
     json.number("product_price", row.get(7));
-    json.number("quantity", Some(&quantity.to_string()));
+    json.number("quantity", quantity.map(|q| q.to_string()).as_deref());
     json.number("total_amount", row.get(9));
     json.text("device", row.get(10));
     json.text("country", row.get(11));
@@ -46,6 +48,11 @@ pub(super) fn event_message(row: &Row) -> (String, String) {
     // As text: a 19-digit id is more than a JSON number keeps in many consumers.
     json.text("category_id", row.get(13));
     json.text("category_code", row.get(14));
+    // Only searches carry the field, so every other event's message is as it always was.
+    let query: Option<&str> = row.get(15);
+    if query.is_some() {
+        json.text("search_query", query);
+    }
     (user, json.finish())
 }
 

@@ -9,11 +9,12 @@ use super::data::{Ranked, Snapshot};
 /// Seconds between two reloads of the page.
 pub const REFRESH_SECS: u32 = 5;
 
-const EVENT_TYPES: [(&str, &str); 4] = [
+const EVENT_TYPES: [(&str, &str); 5] = [
     ("view", "#4e79a7"),
     ("add_to_cart", "#f28e2b"),
     ("remove_from_cart", "#bab0ac"),
     ("purchase", "#59a14f"),
+    ("search", "#b07aa1"),
 ];
 
 const STYLE: &str = "body{font-family:sans-serif;margin:16px;background:#fafafa;color:#222}\
@@ -101,6 +102,11 @@ pub fn page(snap: &Snapshot, note: Option<&str>) -> String {
         &mut h,
         "Transactions and stock",
         &super::streams_panel::render(&snap.streams),
+    );
+    card(
+        &mut h,
+        "Searches and brands (last 24 h of event time)",
+        &super::search_panel::render(&snap.search),
     );
     h.push_str(
         "</div><p class=\"muted\">Other views: <a href=\"/files\">file lifecycle</a> · \
@@ -225,8 +231,8 @@ fn events_chart(snap: &Snapshot) -> String {
             "<polyline points=\"{points}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\
              <rect x=\"{lx}\" y=\"4\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
              <text x=\"{tx}\" y=\"13\">{event_type}</text>",
-            lx = 80 + t * 120,
-            tx = 94 + t * 120,
+            lx = 60 + t * 100,
+            tx = 74 + t * 100,
         );
     }
     s.push_str("</svg>");

@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub rows_rejected: i64,
     /// Transactions and stock (`super::streams_panel`).
     pub streams: super::streams_panel::StreamsPanel,
+    /// Searches and brands (`super::search_panel`).
+    pub search: super::search_panel::SearchPanel,
     /// The newest open data-quality alerts (`super::alerts`).
     pub alerts: Vec<super::alerts::OpenAlert>,
 }
@@ -171,6 +173,7 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, tokio_postgres::Error
         files_duplicate: f.get(2),
         rows_rejected: f.get(3),
         streams: super::streams_panel::read(client).await?,
+        search: super::search_panel::read(client).await?,
         alerts: super::alerts::open(client).await?,
     })
 }

@@ -11,6 +11,7 @@ mod dashboard;
 mod data;
 mod files;
 mod health;
+mod search_panel;
 mod streams_panel;
 
 use std::net::SocketAddr;

@@ -94,6 +94,9 @@ pub(super) fn transform_chunk(
         }
         None => {
             for name in KEPT_COLUMNS {
+                if frame.get_column_index(name).is_some() {
+                    continue; // `search_query`, which a native file may carry
+                }
                 let empty = Column::full_null(name.into(), frame.height(), &DataType::String);
                 frame.with_column(empty).map_err(parse_err)?;
             }

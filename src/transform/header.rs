@@ -8,7 +8,7 @@ use super::mapping::{self, Plan};
 use super::profile::{Detection, Profiles, ResolvedWindow};
 use super::records::{self, Record};
 use super::FileError;
-use crate::schema::COLUMNS;
+use crate::schema::{COLUMNS, SEARCH_QUERY};
 
 /// The header of a file: its column names (trimmed, unquoted) and delimiter.
 #[derive(Debug, Clone)]
@@ -68,7 +68,8 @@ pub(super) fn parse_header(
     let mut extra = Vec::new();
     let mut columns = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        if as_is && COLUMNS.contains(&name.as_str()) {
+        // A native file may carry `search_query` (the contract's column for searches).
+        if as_is && (COLUMNS.contains(&name.as_str()) || name == SEARCH_QUERY) {
             columns.push(name.clone());
         } else if !as_is && Plan::reads(&profile, name) {
             columns.push(mapping::source_column(i));

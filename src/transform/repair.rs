@@ -22,9 +22,10 @@ pub struct RowWarning {
 
 /// Whether a damaged value of `target` is dropped instead of rejecting its row. Not the ids,
 /// the time or the required columns, and not `total_amount`: a purchase needs it, and a NULL
-/// total would be revenue silently lost.
+/// total would be revenue silently lost; not `search_query`, which a search needs.
 pub(crate) fn is_optional(target: &str) -> bool {
-    !REQUIRED_TARGETS.contains(&target) && !matches!(target, "event_id" | "total_amount")
+    !REQUIRED_TARGETS.contains(&target)
+        && !matches!(target, "event_id" | "total_amount" | "search_query")
 }
 
 /// Key of `events.extra` holding the raw text of a repaired target.

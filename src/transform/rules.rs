@@ -7,7 +7,10 @@ use polars::prelude::*;
 use super::profile::{ResolvedWindow, TimeWindow};
 use super::repair::RowWarning;
 use super::LINE;
-use crate::schema::{COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PURCHASE};
+use crate::schema::{
+    COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PRODUCT_COLUMNS, PURCHASE, SEARCH,
+    SEARCH_QUERY,
+};
 
 /// Names of the columns the rules add to a frame.
 pub const REASON: &str = "__reason";
@@ -52,6 +55,7 @@ pub(super) fn check(frame: LazyFrame, window: &ResolvedWindow) -> LazyFrame {
     });
     frame
         .with_columns(COLUMNS.map(|c| clean(col(c)).alias(c)))
+        .with_column(clean(col(SEARCH_QUERY)).alias(SEARCH_QUERY))
         .with_columns(set_aside)
         .with_columns(emptied)
         .with_columns(typed_columns())
@@ -190,7 +194,17 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
     let missing = |c: &str| col(c).is_null();
     let present = |c: &str| col(c).is_not_null();
     let is_purchase = col("event_type").eq(lit(PURCHASE));
-    vec![
+    let is_search = || col("event_type").eq(lit(SEARCH));
+    // A product column a search must leave empty, or one every other type needs.
+    let needs = |c: &'static str| is_search().not().and(missing(c));
+    let search_fills = |c: &'static str| {
+        rule(
+            c,
+            is_search().and(present(c)),
+            "must be empty for a search (a search names no product)",
+        )
+    };
+    let mut rules = vec![
         rule("event_id", missing("event_id"), "required"),
         rule(
             "event_id",
@@ -229,16 +243,30 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
         rule(
             "event_type",
             any_of("event_type", &EVENT_TYPES).not(),
-            "unknown event type (expected view, add_to_cart, remove_from_cart or purchase)",
+            "unknown event type (expected view, add_to_cart, remove_from_cart, purchase or \
+             search)",
         ),
-        rule("product_id", missing("product_id"), "required"),
-        rule("product_price", missing("product_price"), "required"),
+        rule(
+            SEARCH_QUERY,
+            is_search().and(missing(SEARCH_QUERY)),
+            "required for a search",
+        ),
+        rule(
+            SEARCH_QUERY,
+            is_search().not().and(present(SEARCH_QUERY)),
+            "must be empty unless event_type is search",
+        ),
+    ];
+    rules.extend(PRODUCT_COLUMNS.map(search_fills));
+    rules.extend([
+        rule("product_id", needs("product_id"), "required"),
+        rule("product_price", needs("product_price"), "required"),
         rule(
             "product_price",
             mismatches("product_price", AMOUNT_PATTERN),
             "not a decimal number ≥ 0 like 19.99",
         ),
-        rule("quantity", missing("quantity"), "required"),
+        rule("quantity", needs("quantity"), "required"),
         rule(
             "quantity",
             mismatches("quantity", INTEGER_PATTERN),
@@ -265,7 +293,8 @@ fn rules(window: &ResolvedWindow) -> Vec<Rule> {
             is_purchase.not().and(present("total_amount")),
             "must be empty unless event_type is purchase",
         ),
-    ]
+    ]);
+    rules
 }
 
 /// Every (column, reason) a row can be rejected for by the rules (with the default event-time

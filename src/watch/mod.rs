@@ -213,6 +213,9 @@ fn load_profiles(dir: Option<&Path>) -> Result<Profiles, WatchError> {
     for p in profiles.iter() {
         info!(profile = %p.name, origin = %p.origin, columns = %p.expected_columns().join(","), "Source profile known.");
     }
+    for p in &profiles.streams {
+        info!(profile = %p.name, origin = %p.origin, stream = "transactions", "Stream profile known.");
+    }
     Ok(profiles)
 }
 

@@ -31,15 +31,24 @@ impl Watcher {
         let max_bytes = self.settings.max_file_bytes;
         let window = self.profiles.window.resolve(Utc::now());
         let (landing, owned) = (self.landing.clone(), path.to_path_buf());
+        let stream_profiles = self.profiles.streams.clone();
         let read = tokio::task::spawn_blocking(move || {
             // A file or an object, decompressed as its name says; only its header decides
             // whether it is read whole.
             let head = text_of(&landing, &owned, limits.max_line_bytes as u64)?;
-            let first = streams::first_line(&head);
-            match first.as_deref().and_then(streams::sniff) {
-                Some(_) => {
-                    streams::read(&whole_text(&landing, &owned, max_bytes)?, limits, &window)
-                        .map(Some)
+            let Some(first) = streams::first_line(&head) else {
+                return Ok(None);
+            };
+            if streams::sniff(&first).is_some() {
+                let text = whole_text(&landing, &owned, max_bytes)?;
+                return streams::read(&text, limits, &window, None).map(Some);
+            }
+            // A user's own export of a stream (an order-items or invoice-lines file).
+            match streams::profile_for(&first, &stream_profiles) {
+                Some(p) => {
+                    tracing::debug!(profile = %p.name, "Reading through a stream profile.");
+                    let text = whole_text(&landing, &owned, max_bytes)?;
+                    streams::read(&text, limits, &window, Some(p)).map(Some)
                 }
                 None => Ok(None),
             }

@@ -84,7 +84,7 @@ CROSS JOIN LATERAL (
     FROM sess s WHERE h.hour IS NULL OR s.hour = h.hour) se";
 
 /// Rows in `a` not in `b` plus rows in `b` not in `a`; prints a few of them when any differ.
-async fn differences(pg: &Client, what: &str, a: &str, b: &str) -> i64 {
+pub(crate) async fn differences(pg: &Client, what: &str, a: &str, b: &str) -> i64 {
     let diff = format!("(({a}) EXCEPT ({b})) UNION ALL (({b}) EXCEPT ({a}))");
     let n = count(pg, &format!("SELECT count(*) FROM ({diff}) d")).await;
     if n > 0 {
@@ -100,7 +100,7 @@ async fn differences(pg: &Client, what: &str, a: &str, b: &str) -> i64 {
 }
 
 /// Every analytics table and view equals its recompute; returns the number of differing rows.
-async fn analytics_mismatches(pg: &Client) -> i64 {
+pub(crate) async fn analytics_mismatches(pg: &Client) -> i64 {
     differences(pg, "sessions", SESSIONS, SESSIONS_RECOMPUTE).await
         + differences(pg, "product_metrics", PRODUCTS, PRODUCTS_RECOMPUTE).await
         + differences(pg, "hourly_users", HOURLY_USERS, HOURLY_USERS_RECOMPUTE).await

@@ -191,7 +191,7 @@ fn cases() -> Vec<Case> {
             "r09_event_type_unknown",
             "event_type",
             "wishlist",
-            "unknown event type (expected view, add_to_cart, remove_from_cart or purchase) (got \"wishlist\")",
+            "unknown event type (expected view, add_to_cart, remove_from_cart, purchase or search) (got \"wishlist\")",
         ),
         ("r10_product_id_missing", "product_id", "", "required"),
         ("r11_product_price_missing", "product_price", "", "required"),

@@ -48,7 +48,7 @@ fn chromium() -> PathBuf {
 }
 
 /// Runs headless Chromium with a fresh profile and the given extra arguments.
-fn run_chromium(args: &[String]) -> String {
+pub(crate) fn run_chromium(args: &[String]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("timeout")
         .arg("120")
@@ -77,7 +77,7 @@ fn run_chromium(args: &[String]) -> String {
 }
 
 /// The text of the element with `id` in the rendered DOM.
-fn by_id(dom: &str, id: &str) -> String {
+pub(crate) fn by_id(dom: &str, id: &str) -> String {
     let marker = format!("id=\"{id}\">");
     let start = dom
         .find(&marker)

@@ -42,12 +42,18 @@ mod profiles;
 mod quality;
 /// Three watchers on one directory; memory over 10,000 files.
 mod scale;
+/// Search events: rules, a profile, sessions and hours, top queries against their definition.
+mod search;
+/// The streams, search and brand panels read by headless Chromium; the search and brand API.
+mod search_dashboard;
 /// Credentials never in logs or errors; SQL never built from input.
 mod security;
 /// Long-running watcher: notify pickup, half-written files, graceful stop, mirror backlog.
 mod service;
 /// What used to stall a run silently: a non-UTF-8 name, a future mtime, a held table lock.
 mod stalls;
+/// Stream profiles: order-items and invoice-lines exports loaded as transactions.
+mod stream_profiles;
 /// Transactions and inventory files: exact rows, re-drops, out-of-order stock, bad rows, topics.
 mod streams;
 /// In-place upgrades of databases built by earlier releases' migrations.

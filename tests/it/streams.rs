@@ -54,18 +54,6 @@ const UPDATE_AS_CSV: &str = "SELECT update_id::text, \
     coalesce(product_name, ''), warehouse, stock_change::text, current_stock::text \
     FROM streaming.inventory_updates";
 
-async fn as_text(pg: &tokio_postgres::Client, sql: &str, width: usize) -> Vec<Vec<String>> {
-    let mut rows: Vec<Vec<String>> = pg
-        .query(sql, &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (0..width).map(|i| r.get::<_, String>(i)).collect())
-        .collect();
-    rows.sort();
-    rows
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn three_generated_streams_load_exactly_agree_with_each_other_and_reach_their_topics() {
     let db = TestDb::new().await;
@@ -116,8 +104,8 @@ async fn three_generated_streams_load_exactly_agree_with_each_other_and_reach_th
     assert_eq!(by_profile["native"].0, 3);
 
     // Exact rows, every value as written.
-    assert_eq!(as_text(&pg, ITEM_AS_CSV, 15).await, expected_items);
-    assert_eq!(as_text(&pg, UPDATE_AS_CSV, 7).await, expected_updates);
+    assert_eq!(rows_as_text(&pg, ITEM_AS_CSV, 15).await, expected_items);
+    assert_eq!(rows_as_text(&pg, UPDATE_AS_CSV, 7).await, expected_updates);
 
     // The streams agree: each purchase is a line (user, product, price, quantity), each line a
     // sale of its warehouse, and the stock left is what the updates say.
@@ -222,7 +210,7 @@ async fn three_generated_streams_load_exactly_agree_with_each_other_and_reach_th
         count(&pg, "SELECT count(*) FROM streaming.transaction_items").await,
         before_items
     );
-    assert_eq!(as_text(&pg, UPDATE_AS_CSV, 7).await, expected_updates);
+    assert_eq!(rows_as_text(&pg, UPDATE_AS_CSV, 7).await, expected_updates);
     assert_eq!(stock_mismatches(&pg).await, 0);
     db.cleanup().await;
 }
@@ -246,7 +234,7 @@ async fn levels_after(files: &[std::path::PathBuf], order: &[usize]) -> Vec<Vec<
         .await,
         order.len() as i64
     );
-    let levels = as_text(
+    let levels = rows_as_text(
         &pg,
         "SELECT product_id, warehouse, current_stock::text, as_of::text, update_id::text \
          FROM streaming.stock_levels",

@@ -90,6 +90,20 @@ pub async fn wait_for_schema(client: &Client) {
     assert!(ready, "the watcher applied its migrations");
 }
 
+/// The rows of `sql`, its first `width` columns read as text, sorted (for exact comparisons
+/// with the rows a test expects).
+pub async fn rows_as_text(client: &Client, sql: &str, width: usize) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = client
+        .query(sql, &[])
+        .await
+        .expect(sql)
+        .iter()
+        .map(|r| (0..width).map(|i| r.get::<_, String>(i)).collect())
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// Rows in `event_stats_hourly` that differ from the recompute over `events`, both ways.
 pub async fn stats_mismatches(client: &Client) -> i64 {
     count(

@@ -101,7 +101,9 @@ pub struct FileFacts {
 impl FileFacts {
     /// Adds one new event.
     pub fn fold(&mut self, e: &crate::load::derive::EventFacts) {
-        self.prices.fold(&e.product_id, e.unit_price);
+        if e.kind != crate::load::derive::EventKind::Search {
+            self.prices.fold(&e.product_id, e.unit_price);
+        }
         self.hours.fold(e.time);
     }
 }

@@ -22,6 +22,8 @@ pub enum EventKind {
     AddToCart,
     Purchase,
     RemoveFromCart,
+    /// Counted in its session (`events`), hour and user; no product, no funnel step.
+    Search,
     View,
 }
 
@@ -33,6 +35,7 @@ impl EventKind {
             "add_to_cart" => Some(EventKind::AddToCart),
             "remove_from_cart" => Some(EventKind::RemoveFromCart),
             "purchase" => Some(EventKind::Purchase),
+            "search" => Some(EventKind::Search),
             _ => None,
         }
     }
@@ -43,6 +46,7 @@ impl EventKind {
             EventKind::AddToCart => "add_to_cart",
             EventKind::RemoveFromCart => "remove_from_cart",
             EventKind::Purchase => "purchase",
+            EventKind::Search => "search",
         }
     }
 }
@@ -78,6 +82,7 @@ impl KindCounts {
             EventKind::AddToCart => 1,
             EventKind::RemoveFromCart => 2,
             EventKind::Purchase => 3,
+            EventKind::Search => return,
         };
         self.0[at] += 1;
     }
@@ -162,12 +167,14 @@ impl FileDerive {
             }
         }
 
-        let p = by_text(by_text(&mut self.products, &e.product_id), category);
-        p.kinds.count(e.kind);
-        if e.kind == EventKind::Purchase {
-            p.units_sold += i64::from(e.quantity);
+        if e.kind != EventKind::Search {
+            let p = by_text(by_text(&mut self.products, &e.product_id), category);
+            p.kinds.count(e.kind);
+            if e.kind == EventKind::Purchase {
+                p.units_sold += i64::from(e.quantity);
+            }
+            p.revenue.add(revenue)?;
         }
-        p.revenue.add(revenue)?;
 
         let h = by_text(self.hours.entry((hour, e.kind)).or_default(), category);
         h.events += 1;

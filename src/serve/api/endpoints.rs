@@ -43,6 +43,31 @@ const KPIS_HOURLY: &str = concat!(
     " WHERE hour IS NOT NULL ORDER BY hour DESC LIMIT $1"
 );
 
+/// Searches of the newest `$2` hours of event time (sql/V17), per lowercased query, in the
+/// chosen order.
+const TOP_SEARCHES: [(&str, &str); 2] = [
+    (
+        "searches",
+        "SELECT q.search_query, q.searches, q.without_view \
+         FROM streaming.recent_window($2::int) w, streaming.search_queries(w.since, w.until) q \
+         ORDER BY q.searches DESC, q.search_query COLLATE \"C\" LIMIT $1",
+    ),
+    (
+        "no_view",
+        "SELECT q.search_query, q.searches, q.without_view \
+         FROM streaming.recent_window($2::int) w, streaming.search_queries(w.since, w.until) q \
+         WHERE q.without_view > 0 ORDER BY q.without_view DESC, q.search_query COLLATE \"C\" LIMIT $1",
+    ),
+];
+
+/// Brands by purchase events of the newest `$2` hours of event time (sql/V17).
+const TOP_BRANDS: &str = "SELECT b.brand, b.purchases, b.units, b.revenue::text AS revenue \
+    FROM streaming.recent_window($2::int) w, streaming.brand_purchases(w.since, w.until) b \
+    ORDER BY b.purchases DESC, b.revenue DESC, b.brand COLLATE \"C\" LIMIT $1";
+
+/// Hours of event time the search and brand rankings cover when `hours` is not given.
+const DEFAULT_WINDOW_HOURS: i64 = 24;
+
 /// The columns of an event (alias `e`) an answer shows: the contract's, and its file.
 macro_rules! event_columns {
     () => {
@@ -217,6 +242,44 @@ fn ranking(
         .find(|(name, _)| *name == by)
         .map_or(orders[0].1, |(_, sql)| sql);
     Ok((sql, limit))
+}
+
+/// `/api/searches/top?limit=N&hours=H&by=searches|no_view`: the queries of the newest H hours
+/// of event time, with how many of each led to no view.
+pub(super) async fn top_searches(
+    State(state): State<Arc<AppState>>,
+    Query(q): Pairs,
+) -> Result<Response, ApiError> {
+    let p = Params::new(q, &["limit", "hours", "by"])?;
+    let by = p.choice("by", &TOP_SEARCHES.map(|(name, _)| name))?;
+    let sql = TOP_SEARCHES
+        .iter()
+        .find(|(name, _)| *name == by)
+        .map_or(TOP_SEARCHES[0].1, |(_, sql)| sql);
+    let limit = p.limit("limit", DEFAULT_TOP, MAX_ROWS)?;
+    let hours = window_hours(&p)?;
+    let guard = session_of(&state).await?;
+    let rows = client(&guard)?.query(sql, &[&limit, &hours]).await?;
+    Ok(ok(&json::array(&rows)?))
+}
+
+/// `/api/brands/top?limit=N&hours=H`: brands by purchase events of the newest H hours.
+pub(super) async fn top_brands(
+    State(state): State<Arc<AppState>>,
+    Query(q): Pairs,
+) -> Result<Response, ApiError> {
+    let p = Params::new(q, &["limit", "hours"])?;
+    let limit = p.limit("limit", DEFAULT_TOP, MAX_ROWS)?;
+    let hours = window_hours(&p)?;
+    let guard = session_of(&state).await?;
+    let rows = client(&guard)?.query(TOP_BRANDS, &[&limit, &hours]).await?;
+    Ok(ok(&json::array(&rows)?))
+}
+
+/// `hours` (default 24, at most [`MAX_HOURS`]) as the window functions take it.
+fn window_hours(p: &Params) -> Result<i32, ApiError> {
+    let hours = p.limit("hours", DEFAULT_WINDOW_HOURS, MAX_HOURS)?;
+    i32::try_from(hours).map_err(|_| ApiError::bad("hours", "too large"))
 }
 
 /// `/api/products/top?limit=N&by=revenue|views|conversion`.

@@ -1,5 +1,6 @@
 //! The JSON query API under `/api/` (README: JSON API; `/api/openapi.json` describes it):
-//! KPIs, top products and categories, a session, a user's events, alerts and the file ledger.
+//! KPIs, top products and categories, a session, a user's events, stock, searches and brands,
+//! alerts and the file ledger.
 //! Read-only, on the server's own Postgres session (its statement and lock timeouts); every
 //! query is a fixed text with bound parameters, never built from input.
 
@@ -84,6 +85,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/sessions/{session_id}", get(endpoints::session))
         .route("/users/{user_id}/events", get(endpoints::user_events))
         .route("/stock/{product_id}", get(endpoints::stock))
+        .route("/searches/top", get(endpoints::top_searches))
+        .route("/brands/top", get(endpoints::top_brands))
         .route("/alerts", get(endpoints::alerts))
         .route("/files", get(endpoints::files))
         .route("/openapi.json", get(openapi))
@@ -117,6 +120,8 @@ mod tests {
             "/api/users/{user_id}/events",
             "/api/alerts",
             "/api/files",
+            "/api/searches/top",
+            "/api/brands/top",
             "/api/openapi.json",
         ] {
             assert!(

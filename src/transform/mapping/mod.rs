@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::profile::{Profile, TARGETS};
 use super::repair::{self, RowWarning};
 use super::LINE;
-use crate::schema::PURCHASE;
+use crate::schema::{PRODUCT_COLUMNS, PURCHASE, SEARCH};
 
 /// Namespace of the UUIDv5 event ids derived for sources without an event id. Fixed forever:
 /// changing it would give re-dropped files new ids and load them twice.
@@ -30,6 +30,7 @@ const PRODUCT_PRICE: usize = 7;
 const QUANTITY: usize = 8;
 const TOTAL_AMOUNT: usize = 9;
 const CATEGORY_ID: usize = 13;
+const SEARCH_QUERY: usize = 15;
 const N: usize = TARGETS.len();
 
 /// How one file's header binds to its profile: which frame column feeds each target.
@@ -234,6 +235,15 @@ pub(crate) fn map_row<'a>(
             },
         });
     }
+    if out[EVENT_TYPE].as_deref() == Some(SEARCH) {
+        // A search names no product: the profile's defaults (a `quantity = "1"`) are for the
+        // rows that do, and would make a valid search break the contract.
+        for (at, slot) in out.iter_mut().enumerate() {
+            if PRODUCT_COLUMNS.contains(&TARGETS[at]) && clean(raw[at]).is_none() {
+                *slot = None;
+            }
+        }
+    }
     if p.purchase_total
         && out[TOTAL_AMOUNT].is_none()
         && out[EVENT_TYPE].as_deref() == Some(PURCHASE)
@@ -303,7 +313,7 @@ fn looks_scientific(v: &str) -> bool {
 }
 
 /// `price × quantity` exactly, in decimal text; `None` unless both are well-formed.
-fn times(price: &str, quantity: &str) -> Option<String> {
+pub(crate) fn times(price: &str, quantity: &str) -> Option<String> {
     let price = price.strip_prefix('+').unwrap_or(price);
     let quantity = quantity.strip_prefix('+').unwrap_or(quantity);
     if quantity.is_empty() || quantity.len() > 9 || !quantity.bytes().all(|b| b.is_ascii_digit()) {
@@ -345,9 +355,14 @@ fn times(price: &str, quantity: &str) -> Option<String> {
 
 /// UUIDv5 over the mapped row: every target but the id, length-prefixed (`-` when empty), the
 /// time as microseconds since the epoch. The same event gets the same id in any file.
+/// `search_query` joins the key only when set (searches), so that the ids of every other row
+/// are those derived before the target existed.
 fn event_id(out: &[Option<Cow<'_, str>>; N], micros: Option<i64>) -> String {
     let mut key = String::with_capacity(256);
     for (at, v) in out.iter().enumerate().skip(1) {
+        if at == SEARCH_QUERY && v.is_none() {
+            continue;
+        }
         let time;
         let v = if at == EVENT_TIME {
             time = micros.map(|m| m.to_string());

@@ -17,12 +17,13 @@ mod window;
 
 pub(crate) use registry::Detection;
 pub use registry::{Miss, Profiles};
+pub(crate) use spec::{check_name, delimiter, zone};
 pub(crate) use time::{TimeFormat, Zone};
 pub(crate) use window::Resolved as ResolvedWindow;
 pub use window::{TimeWindow, WindowError};
 
 /// Columns a profile may fill: the native contract's, then the kept source attributes.
-pub const TARGETS: [&str; 15] = [
+pub const TARGETS: [&str; 16] = [
     COLUMNS[0],
     COLUMNS[1],
     COLUMNS[2],
@@ -38,6 +39,7 @@ pub const TARGETS: [&str; 15] = [
     KEPT_COLUMNS[0],
     KEPT_COLUMNS[1],
     KEPT_COLUMNS[2],
+    KEPT_COLUMNS[3],
 ];
 
 /// Targets a profile must fill, from a column or a default (`event_id` is derived when absent).

@@ -6,17 +6,21 @@ use std::sync::{Arc, LazyLock};
 
 use super::{Profile, ProfileError, TimeWindow, BUILT_IN};
 use crate::transform::records;
+use crate::transform::streams::{self, StreamProfile};
 
 /// The profiles a watcher knows: built-ins first, then the user's, in file-name order.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     pub(super) list: Vec<Arc<Profile>>,
+    /// User profiles of the other streams (`stream = "transactions"`), in file-name order.
+    pub streams: Vec<Arc<crate::transform::streams::StreamProfile>>,
     /// The event-time window of profiles that set none (`--event-time-window`).
     pub(crate) window: TimeWindow,
 }
 
 static BUILT_INS: LazyLock<Profiles> = LazyLock::new(|| Profiles {
     window: TimeWindow::default(),
+    streams: Vec::new(),
     list: BUILT_IN
         .iter()
         .map(|(name, text)| {
@@ -102,7 +106,27 @@ impl Profiles {
                 path: path.clone(),
                 source,
             })?;
-            let profile = Profile::from_toml(&text, &path.display().to_string())?;
+            let origin = path.display().to_string();
+            if streams::is_stream_profile(&text) {
+                let p = StreamProfile::from_toml(&text, &origin).map_err(|message| {
+                    ProfileError::Invalid {
+                        origin: origin.clone(),
+                        message,
+                    }
+                })?;
+                let same = user.iter().map(|u| (&u.name, &u.origin));
+                let same = same.chain(profiles.streams.iter().map(|u| (&u.name, &u.origin)));
+                if let Some((_, first)) = same.into_iter().find(|(n, _)| **n == p.name) {
+                    return Err(ProfileError::DuplicateName {
+                        name: p.name.clone(),
+                        first: first.clone(),
+                        second: origin,
+                    });
+                }
+                profiles.streams.push(Arc::new(p));
+                continue;
+            }
+            let profile = Profile::from_toml(&text, &origin)?;
             if let Some(first) = user.iter().find(|p| p.name == profile.name) {
                 return Err(ProfileError::DuplicateName {
                     name: profile.name.clone(),

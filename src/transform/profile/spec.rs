@@ -139,44 +139,59 @@ fn check_day_month_order(
     Ok(())
 }
 
+/// A profile's `name`: lowercase letters, digits, `_` or `-` (it is recorded in the ledger).
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {name:?} must be lowercase letters, digits, `_` or `-`"
+        ))
+    }
+}
+
+/// A profile's `delimiter`: `None` when unset (detected from the header).
+pub(crate) fn delimiter(text: Option<&str>) -> Result<Option<u8>, String> {
+    match text {
+        None => Ok(None),
+        Some(",") => Ok(Some(b',')),
+        Some(";") => Ok(Some(b';')),
+        Some("\t") => Ok(Some(b'\t')),
+        Some("|") => Ok(Some(b'|')),
+        Some(other) => Err(format!(
+            "delimiter {other:?} is not one of \",\", \";\", \"\\t\", \"|\""
+        )),
+    }
+}
+
+/// A profile's `timezone`: UTC when unset.
+pub(crate) fn zone(text: Option<&str>) -> Result<Zone, String> {
+    match text {
+        None => Ok(Zone::Fixed(
+            FixedOffset::east_opt(0).ok_or("no UTC offset")?,
+        )),
+        Some(text) => Zone::parse(text).ok_or_else(|| {
+            format!(
+                "timezone {text:?} is neither an IANA zone name like \"Europe/Berlin\" \
+                 nor a fixed offset like \"+01:00\""
+            )
+        }),
+    }
+}
+
 impl ProfileSpec {
     /// Checks every field and builds the profile.
     ///
     /// # Errors
     /// A message naming the field and what is wrong with it.
     pub(super) fn validate(self, origin: &str) -> Result<Profile, String> {
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if !name_ok {
-            return Err(format!(
-                "name {:?} must be lowercase letters, digits, `_` or `-`",
-                self.name
-            ));
-        }
-        let delimiter = match self.delimiter.as_deref() {
-            None => None,
-            Some(",") => Some(b','),
-            Some(";") => Some(b';'),
-            Some("\t") => Some(b'\t'),
-            Some("|") => Some(b'|'),
-            Some(other) => {
-                return Err(format!(
-                    "delimiter {other:?} is not one of \",\", \";\", \"\\t\", \"|\""
-                ))
-            }
-        };
-        let zone = match self.timezone.as_deref() {
-            None => Zone::Fixed(FixedOffset::east_opt(0).ok_or("no UTC offset")?),
-            Some(text) => Zone::parse(text).ok_or_else(|| {
-                format!(
-                    "timezone {text:?} is neither an IANA zone name like \"Europe/Berlin\" \
-                     nor a fixed offset like \"+01:00\""
-                )
-            })?,
-        };
+        check_name(&self.name)?;
+        let delimiter = delimiter(self.delimiter.as_deref())?;
+        let zone = zone(self.timezone.as_deref())?;
         let formats = self
             .time_formats
             .unwrap_or_else(|| vec![super::RFC3339.to_string()]);

@@ -6,6 +6,7 @@
 //! a bucket, decompressed); never touches the event path's reader, mapping or rules.
 
 mod inventory;
+mod profile;
 mod transactions;
 mod values;
 
@@ -16,6 +17,8 @@ use super::records::{self, Record, RecordSplitter};
 use super::{FileError, Limits, RejectedRow};
 
 pub use inventory::{InventoryUpdate, INVENTORY_COLUMNS, INVENTORY_ID_NAMESPACE};
+pub(crate) use profile::is_stream_profile;
+pub use profile::StreamProfile;
 pub use transactions::{Item, Transaction, TRANSACTION_COLUMNS};
 pub use values::{amount, show_units, Amount};
 
@@ -103,11 +106,16 @@ pub fn first_line(head: &[u8]) -> Option<String> {
 /// Names (trimmed, unquoted, lowercased) and the delimiter: `;` when it splits the header into
 /// more columns than `,` does, as for events.
 fn header_names(raw: &str) -> (Vec<String>, u8) {
-    let delimiter = if raw.matches(';').count() > raw.matches(',').count() {
+    header_names_with(raw, None)
+}
+
+/// As [`header_names`], with the delimiter `fixed` when a profile fixes it.
+fn header_names_with(raw: &str, fixed: Option<u8>) -> (Vec<String>, u8) {
+    let delimiter = fixed.unwrap_or(if raw.matches(';').count() > raw.matches(',').count() {
         b';'
     } else {
         b','
-    };
+    });
     let names = records::fields(raw, delimiter as char)
         .into_iter()
         .map(|n| n.to_lowercase())
@@ -121,6 +129,9 @@ pub(super) struct Row<'a> {
     pub raw: &'a str,
     fields: Vec<String>,
     columns: &'a HashMap<String, usize>,
+    /// A reason the row's stream profile found while mapping it (column, reason): the
+    /// contract's check rejects the row with it first.
+    pub pre: Option<(&'static str, String)>,
 }
 
 impl Row<'_> {
@@ -131,6 +142,17 @@ impl Row<'_> {
             .get(at)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// Replaces the value of `column` (a stream profile's mapping; the layout has every one).
+    pub fn set(&mut self, column: &str, value: String) {
+        if let Some(field) = self
+            .columns
+            .get(column)
+            .and_then(|&at| self.fields.get_mut(at))
+        {
+            *field = value;
+        }
     }
 
     /// Whether the header names `column`.
@@ -148,7 +170,26 @@ impl Row<'_> {
     }
 }
 
-/// Checks a whole stream file, its bytes (decompressed) read by the caller.
+/// The stream profile of `profiles` that reads the most columns of a header line, if any fits
+/// (a tie goes to the first in file-name order).
+pub fn profile_for<'p>(
+    header: &str,
+    profiles: &'p [std::sync::Arc<StreamProfile>],
+) -> Option<&'p std::sync::Arc<StreamProfile>> {
+    let mut best: Option<(usize, &std::sync::Arc<StreamProfile>)> = None;
+    for p in profiles {
+        let (names, _) = header_names_with(header, p.delimiter());
+        if let Some(n) = p.claims(&names) {
+            if best.is_none_or(|(b, _)| n > b) {
+                best = Some((n, p));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// Checks a whole stream file, its bytes (decompressed) read by the caller: in its contract's
+/// own layout, or through `profile`.
 ///
 /// # Errors
 /// A file that is empty, header-only, not UTF-8, binary, has a line over the limit, or lacks
@@ -157,6 +198,7 @@ pub(crate) fn read(
     bytes: &[u8],
     limits: Limits,
     window: &ResolvedWindow,
+    profile: Option<&StreamProfile>,
 ) -> Result<StreamFile, FileError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     // The delimiter first: the splitter skips lines of only delimiters (Excel's empty rows).
@@ -164,7 +206,8 @@ pub(crate) fn read(
         .iter()
         .position(|&b| b == b'\n')
         .unwrap_or(bytes.len());
-    let (_, delimiter) = header_names(&String::from_utf8_lossy(&bytes[..head_end]));
+    let fixed = profile.and_then(StreamProfile::delimiter);
+    let (_, delimiter) = header_names_with(&String::from_utf8_lossy(&bytes[..head_end]), fixed);
     let mut records = Vec::new();
     RecordSplitter::new(delimiter, 1).split(bytes, true, &mut records);
     let text = |r: &Record| record_text(bytes, r, limits);
@@ -172,8 +215,12 @@ pub(crate) fn read(
         return Err(FileError::Empty);
     };
     let header_raw = text(first)?.to_string();
-    let (names, _) = header_names(&header_raw);
-    let Some((stream, missing)) = sniff(&header_raw) else {
+    let (names, _) = header_names_with(&header_raw, fixed);
+    let sniffed = match profile {
+        Some(p) => p.claims(&names).map(|_| (Stream::Transactions, Vec::new())),
+        None => sniff(&header_raw),
+    };
+    let Some((stream, missing)) = sniffed else {
         return Err(FileError::Parse {
             line: 1,
             message: "the header is of no stream contract".into(),
@@ -188,12 +235,16 @@ pub(crate) fn read(
     if records.len() == 1 {
         return Err(FileError::HeaderOnly);
     }
-    let columns: HashMap<String, usize> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| !n.is_empty())
-        .map(|(i, n)| (n.clone(), i))
-        .collect();
+    let columns: HashMap<String, usize> = match profile {
+        Some(p) => p.layout(&names),
+        None => names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.is_empty())
+            .map(|(i, n)| (n.clone(), i))
+            .collect(),
+    };
+    let width = columns.values().max().map_or(0, |m| m + 1).max(names.len());
     let mut rows = Vec::with_capacity(records.len() - 1);
     let mut rejects = Vec::new();
     for r in &records[1..] {
@@ -216,7 +267,7 @@ pub(crate) fn read(
             ));
             continue;
         }
-        let fields = records::fields(raw, delimiter as char);
+        let mut fields = records::fields(raw, delimiter as char);
         if fields.len() != names.len() {
             rejects.push(reject(format!(
                 "has {} fields, the header has {}",
@@ -225,12 +276,17 @@ pub(crate) fn read(
             )));
             continue;
         }
+        fields.resize(width, String::new());
         rows.push(Row {
             line: r.line,
             raw,
             fields,
             columns: &columns,
+            pre: None,
         });
+    }
+    if let Some(p) = profile {
+        p.fill(&mut rows);
     }
     let rows_total = (records.len() - 1) as u64;
     let rows = match stream {
@@ -240,6 +296,15 @@ pub(crate) fn read(
         Stream::Inventory => StreamRows::Inventory(inventory::check(&rows, window, &mut rejects)),
     };
     rejects.sort_by_key(|r| r.line);
+    if let Some(p) = profile {
+        // Rejects name the column as the file does.
+        let written = records::fields(&header_raw, delimiter as char);
+        for r in &mut rejects {
+            if let Some(source) = r.column.as_deref().and_then(|c| p.source_of(c, &written)) {
+                r.column = Some(source.to_string());
+            }
+        }
+    }
     Ok(StreamFile {
         stream,
         header_raw,

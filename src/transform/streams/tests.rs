@@ -5,7 +5,7 @@ use crate::transform::TimeWindow;
 
 fn read_text(text: &str) -> Result<StreamFile, FileError> {
     let window = TimeWindow::default().resolve(Utc::now());
-    read(text.as_bytes(), Limits::default(), &window)
+    read(text.as_bytes(), Limits::default(), &window, None)
 }
 
 const TX_HEADER: &str = "transaction_id,line_number,transaction_time,user_id,payment_method,\
@@ -122,4 +122,77 @@ fn semicolons_crlf_a_bom_and_blank_lines_read_as_commas_do() {
     };
     assert_eq!(good[0].product_id, "p;1");
     assert_eq!(good[1].file_line, 5);
+}
+
+#[test]
+fn a_stream_profile_maps_invoice_lines_and_derives_numbers_and_totals_exactly() {
+    let profile = StreamProfile::from_toml(
+        r#"name = "invoices"
+stream = "transactions"
+time_formats = ["%m/%d/%Y %H:%M"]
+decimal_comma = true
+[columns]
+transaction_id = "InvoiceNo"
+transaction_time = "InvoiceDate"
+user_id = "CustomerID"
+product_id = "StockCode"
+price = "UnitPrice"
+quantity = "Quantity"
+shipping_cost = { column = "Shipping", optional = true }
+[defaults]
+user_id = "guest"
+"#,
+        "test",
+    )
+    .unwrap();
+    let header = "InvoiceNo;StockCode;Quantity;InvoiceDate;UnitPrice;CustomerID;Shipping";
+    assert!(sniff(header).is_none());
+    let profiles = [std::sync::Arc::new(profile)];
+    assert!(profile_for(header, &profiles).is_some());
+    assert!(profile_for("InvoiceNo;StockCode", &profiles).is_none());
+    let text = format!(
+        "{header}\n1;A;6;12/1/2010 8:26;2,55;17850;4,99\n1;B;3;12/1/2010 8:26;0,1;17850;4,99\n\
+         2;C;1;12/1/2010 9:00;1;;0\nC3;D;-1;12/1/2010 9:41;27,50;14527;0\n\
+         4;E;1;2010-12-01;1;1;0\n"
+    );
+    let window = TimeWindow::default().resolve(Utc::now());
+    let file = read(
+        text.as_bytes(),
+        Limits::default(),
+        &window,
+        Some(&profiles[0]),
+    )
+    .unwrap();
+    let StreamRows::Transactions(t) = &file.rows else {
+        panic!("transactions expected");
+    };
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0].total_amount, "20.59");
+    assert_eq!(t[0].shipping_cost, "4.99");
+    let items: Vec<(i32, &str)> = t[0]
+        .items
+        .iter()
+        .map(|i| (i.line_number, i.item_total.as_str()))
+        .collect();
+    assert_eq!(items, [(1, "15.30"), (2, "0.3")]);
+    assert_eq!(t[1].user_id, "guest");
+    let rejects: Vec<(u64, Option<&str>)> = file
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_deref()))
+        .collect();
+    assert_eq!(rejects, [(5, Some("Quantity")), (6, Some("InvoiceDate"))]);
+    assert!(file.rejects[0].reason.contains("negative quantity"));
+}
+
+#[test]
+fn a_stream_profile_must_map_what_the_contract_needs() {
+    let bad = |text: &str| StreamProfile::from_toml(text, "test").unwrap_err();
+    let base = "name = \"x\"\nstream = \"transactions\"\n[columns]\ntransaction_id = \"a\"\n\
+                transaction_time = \"b\"\nproduct_id = \"c\"\nprice = \"d\"\nquantity = \"e\"\n";
+    assert!(bad(base).contains("user_id is required"));
+    assert!(bad(&base.replace("transactions", "inventory")).contains("only stream"));
+    assert!(bad(&format!("{base}user = \"f\"\n")).contains("not a column of the transactions"));
+    assert!(StreamProfile::from_toml(&format!("{base}user_id = \"f\"\n"), "test").is_ok());
+    assert!(is_stream_profile(base) && !is_stream_profile("name = \"x\""));
 }

@@ -127,6 +127,9 @@ pub(super) fn check(
 
 /// Checks one line's own values; the first broken rule rejects it.
 fn line(row: &Row<'_>, window: &ResolvedWindow) -> Result<Line, RejectedRow> {
+    if let Some((column, reason)) = &row.pre {
+        return Err(row.reject(column, reason.clone()));
+    }
     let need = |c: &str| row.get(c).ok_or_else(|| row.reject(c, "required"));
     let on = |c: &'static str| move |reason: String| row.reject(c, reason);
     let line_number = integer(need("line_number")?, Some(1)).map_err(on("line_number"))?;
