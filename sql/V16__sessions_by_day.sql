@@ -147,20 +147,23 @@ FROM streaming.events e
 JOIN v16_spanning s ON s.session_id = e.session_id
  AND e.event_time BETWEEN s.started_at AND s.ended_at
 GROUP BY 1, 2;
+-- Whether the events kept still add up to the session.
+CREATE TEMP TABLE v16_complete ON COMMIT DROP AS
+SELECT s.session_id, s.events = coalesce(sum(p.events), 0) AS complete
+FROM v16_spanning s LEFT JOIN v16_split p USING (session_id)
+GROUP BY s.session_id, s.events;
 INSERT INTO streaming.sessions (session_id, user_id, started_at, ended_at, events, views, carts,
     removes, purchases, revenue, session_day)
 SELECT p.session_id, p.user_id, p.started_at, p.ended_at, p.events, p.views, p.carts, p.removes,
        p.purchases, p.revenue, p.day
-FROM v16_split p
-JOIN v16_spanning s USING (session_id)
-WHERE s.events = (SELECT sum(q.events) FROM v16_split q WHERE q.session_id = s.session_id);
+FROM v16_split p JOIN v16_complete c USING (session_id)
+WHERE c.complete;
 INSERT INTO streaming.sessions (session_id, user_id, started_at, ended_at, events, views, carts,
     removes, purchases, revenue, updated_at, session_day)
 SELECT u.session_id, u.user_id, u.started_at, u.ended_at, u.events, u.views, u.carts, u.removes,
        u.purchases, u.revenue, u.updated_at, (u.started_at AT TIME ZONE 'UTC')::date
-FROM streaming.sessions_unsplit u
-JOIN v16_spanning s USING (session_id)
-WHERE s.events IS DISTINCT FROM (SELECT sum(q.events) FROM v16_split q WHERE q.session_id = s.session_id);
+FROM streaming.sessions_unsplit u JOIN v16_complete c USING (session_id)
+WHERE NOT c.complete;
 
 DROP TABLE streaming.sessions_unsplit;
 

@@ -278,3 +278,47 @@ async fn a_database_of_the_release_before_partitions_is_partitioned_in_place() {
 async fn a_database_of_the_release_before_day_sessions_splits_its_sessions_in_place() {
     upgrade_from(15).await;
 }
+
+/// A session over a midnight can only be split by its events: when retention dropped its first
+/// day, V16 keeps it whole under that day; one whose days are all kept is split.
+#[tokio::test]
+async fn a_session_over_a_midnight_whose_first_day_was_dropped_stays_whole() {
+    let db = TestDb::new().await;
+    let mut pg = db.client().await;
+    refinery::Runner::new(&migrations_through(15))
+        .set_migration_table_name("shopstream_schema_history")
+        .run_async(&mut pg)
+        .await
+        .unwrap();
+    pg.batch_execute(OLD_DAYS).await.unwrap();
+    pg.batch_execute(OLD_DATA).await.unwrap();
+    pg.batch_execute("SELECT streaming.drop_event_days_before('2026-11-02T00:00:00Z')")
+        .await
+        .unwrap();
+
+    let landing = tempfile::tempdir().unwrap();
+    watch_once(landing.path(), &db, None);
+    let days = |id: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.query(
+                "SELECT session_day::text, events FROM streaming.sessions \
+                 WHERE session_id = $1 ORDER BY session_day",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+        }
+    };
+    // s143: events 1001..1007, four on Nov 1 (dropped) and three on Nov 2.
+    assert_eq!(days("s143").await, [("2026-11-01".to_string(), 7)]);
+    // s287: events 2009..2015, one on Nov 2 and six on Nov 3, all kept.
+    assert_eq!(
+        days("s287").await,
+        [("2026-11-02".to_string(), 1), ("2026-11-03".to_string(), 6)]
+    );
+    db.cleanup().await;
+}

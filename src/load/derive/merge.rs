@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::sql::{self, MERGES, TEMP_TABLES};
 use super::{EventFacts, EventKind, FileDerive, HourSums, ProductSums, SessionSums};
 use crate::load::binary::Decimal;
+use crate::load::partitions::date_of;
 
 const COPY_SESSIONS: &str = "COPY derive_sessions FROM STDIN (FORMAT binary)";
 const COPY_PRODUCTS: &str = "COPY derive_products FROM STDIN (FORMAT binary)";
@@ -32,7 +33,7 @@ impl FileDerive {
         self.spilled = true;
         let mut writer = copy_writer(tx, COPY_SESSIONS, &SESSION_TYPES).await?;
         for (day, sessions) in self.sessions.drain() {
-            let day = date(day);
+            let day = date_of(day);
             for (id, s) in sessions {
                 let [views, carts, removes, purchases] = s.kinds.0;
                 let revenue = s.revenue.to_string();
@@ -131,7 +132,7 @@ impl FileDerive {
             sql::SESSIONS.from_arrays,
             &[
                 &sessions.iter().map(|s| s.0).collect::<Vec<_>>(),
-                &sessions.iter().map(|s| date(s.1)).collect::<Vec<_>>(),
+                &sessions.iter().map(|s| date_of(s.1)).collect::<Vec<_>>(),
                 &sessions
                     .iter()
                     .map(|s| s.2.user_id.as_str())
@@ -323,11 +324,6 @@ async fn copy_writer(
 
 fn decimals(texts: &[String]) -> Vec<Decimal<'_>> {
     texts.iter().map(|t| Decimal(t)).collect()
-}
-
-/// A session's day (days since the epoch, from an event time) as a date.
-fn date(day: i64) -> NaiveDate {
-    crate::load::partitions::date_of(day)
 }
 
 /// Event times came from valid timestamps, and hours are their floors.
