@@ -166,7 +166,7 @@ impl Profile {
                     && !s.integer
                     && !s.optional
             })
-            && matches!(&self.time_formats[..], [TimeFormat::Local(f)] if f == EVENT_TIME_FORMAT)
+            && matches!(&self.time_formats[..], [TimeFormat::Local(f)] if f.text == EVENT_TIME_FORMAT)
             && matches!(self.zone, Zone::Fixed(z) if z.local_minus_utc() == 0)
             && self.event_types.is_empty()
             && self.defaults.is_empty()
