@@ -140,9 +140,8 @@ async fn relkind(pg: &Client, table: &str) -> u8 {
     pg.query_one(&sql, &[]).await.unwrap().get::<_, i8>(0) as u8
 }
 
-/// Builds a database with the migrations through `last` and the old data, starts the watcher
-/// once (it migrates) and checks what every upgrade must keep.
-async fn upgrade_from(last: u32) {
+/// A database built by the migrations through `last`, holding the old data.
+async fn old_database(last: u32) -> (TestDb, Client) {
     let db = TestDb::new().await;
     let mut pg = db.client().await;
     refinery::Runner::new(&migrations_through(last))
@@ -154,6 +153,13 @@ async fn upgrade_from(last: u32) {
         pg.batch_execute(OLD_DAYS).await.unwrap();
     }
     pg.batch_execute(OLD_DATA).await.unwrap();
+    (db, pg)
+}
+
+/// Builds a database with the migrations through `last` and the old data, starts the watcher
+/// once (it migrates) and checks what every upgrade must keep.
+async fn upgrade_from(last: u32) {
+    let (db, pg) = old_database(last).await;
     let before = digest(&pg).await;
     assert!(before[0].starts_with("3000:"), "{before:?}");
     assert!(before[1].starts_with("300:"), "{before:?}");
@@ -283,15 +289,7 @@ async fn a_database_of_the_release_before_day_sessions_splits_its_sessions_in_pl
 /// day, V16 keeps it whole under that day; one whose days are all kept is split.
 #[tokio::test]
 async fn a_session_over_a_midnight_whose_first_day_was_dropped_stays_whole() {
-    let db = TestDb::new().await;
-    let mut pg = db.client().await;
-    refinery::Runner::new(&migrations_through(15))
-        .set_migration_table_name("shopstream_schema_history")
-        .run_async(&mut pg)
-        .await
-        .unwrap();
-    pg.batch_execute(OLD_DAYS).await.unwrap();
-    pg.batch_execute(OLD_DATA).await.unwrap();
+    let (db, pg) = old_database(15).await;
     pg.batch_execute("SELECT streaming.drop_event_days_before('2026-11-02T00:00:00Z')")
         .await
         .unwrap();

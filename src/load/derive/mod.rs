@@ -4,7 +4,7 @@
 //! events are never read back from Postgres and the server only merges one row per key.
 //! Owns the derive's arithmetic and its SQL; never reads files, never talks to Kafka.
 //!
-//! The `*_recompute` views (sql/V7, sql/V10) define what each table must equal over all events;
+//! The `*_recompute` views (sql/V7, sql/V10, sql/V16) define what each table must equal over all events;
 //! the integration tests compare them after every scenario.
 
 mod merge;

@@ -91,8 +91,9 @@ pub(super) const HOURS: Merge = merge! {
 /// `COLLATE "C"`: the order the derived tables' keys are stored in (sql/V10).
 pub(super) const TEMP_TABLES: &str = "
 CREATE TEMP TABLE IF NOT EXISTS derive_sessions (session_id text COLLATE \"C\",
-    session_day date, user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz, events int8,
-    views int8, carts int8, removes int8, purchases int8, revenue numeric) ON COMMIT DELETE ROWS;
+    session_day date, user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz,
+    events int8, views int8, carts int8, removes int8, purchases int8, revenue numeric)
+    ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS derive_products (product_id text COLLATE \"C\",
     product_category text COLLATE \"C\", views int8, add_to_cart int8, removes int8,
     purchases int8, units_sold int8, revenue numeric) ON COMMIT DELETE ROWS;
