@@ -52,14 +52,11 @@ impl RecordSplitter {
         let mut record_line = line;
         let mut in_quotes = false;
         let mut fields = 1;
-        let mut blank = true;
-        let mut lone_cr = false;
-        for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                b'"' => {
-                    in_quotes = !in_quotes;
-                    blank = false;
-                }
+        // Only quotes, newlines and delimiters change the state: memchr jumps between them
+        // (a byte-by-byte loop was the watcher's busiest function).
+        for i in memchr::memchr3_iter(b'"', b'\n', self.delimiter, bytes) {
+            match bytes[i] {
+                b'"' => in_quotes = !in_quotes,
                 b'\n' => {
                     line += 1;
                     if !in_quotes {
@@ -68,56 +65,80 @@ impl RecordSplitter {
                         } else {
                             i
                         };
-                        if !blank {
-                            out.push(Record {
-                                line: record_line,
-                                start,
-                                end,
-                                fields,
-                                open_quote: false,
-                                lone_cr,
-                            });
-                        }
+                        self.push(bytes, record_line, start, end, fields, false, out);
                         start = i + 1;
                         record_line = line;
                         fields = 1;
-                        blank = true;
-                        lone_cr = false;
                     }
                 }
-                _ if b == self.delimiter => {
+                _ => {
                     if !in_quotes {
                         fields += 1;
                     }
                 }
-                // At the buffer's end the LF may come with the next one; at the file's end a CR
-                // ends the last line.
-                b'\r' => {
-                    if !in_quotes && bytes.get(i + 1).is_some_and(|&next| next != b'\n') {
-                        lone_cr = true;
-                    }
-                }
-                b' ' | b'\t' => {}
-                _ => blank = false,
             }
         }
         if at_eof && start < bytes.len() {
-            if !blank {
-                out.push(Record {
-                    line: record_line,
-                    start,
-                    end: bytes.len(),
-                    fields,
-                    open_quote: in_quotes,
-                    lone_cr,
-                });
-            }
+            self.push(
+                bytes,
+                record_line,
+                start,
+                bytes.len(),
+                fields,
+                in_quotes,
+                out,
+            );
             self.next_line = line;
             return bytes.len();
         }
         self.next_line = record_line;
         start
     }
+
+    /// Reports `bytes[start..end]` as a record unless it is blank: only spaces, tabs, CRs and
+    /// delimiters (Excel's trailing rows).
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        bytes: &[u8],
+        line: u64,
+        start: usize,
+        end: usize,
+        fields: usize,
+        open_quote: bool,
+        out: &mut Vec<Record>,
+    ) {
+        let body = &bytes[start..end];
+        let blank = body
+            .iter()
+            .all(|&b| matches!(b, b' ' | b'\t' | b'\r') || b == self.delimiter);
+        if blank {
+            return;
+        }
+        out.push(Record {
+            line,
+            start,
+            end,
+            fields,
+            open_quote,
+            lone_cr: memchr::memchr(b'\r', body).is_some() && has_lone_cr(bytes, start, end),
+        });
+    }
+}
+
+/// A CR outside quotes in `bytes[start..end]` (a record starts outside quotes) that a byte
+/// other than LF follows. At the buffer's end the LF may come with the next one; at the file's
+/// end a CR ends the last line.
+fn has_lone_cr(bytes: &[u8], start: usize, end: usize) -> bool {
+    let mut in_quotes = false;
+    (start..end).any(|i| match bytes[i] {
+        b'"' => {
+            in_quotes = !in_quotes;
+            false
+        }
+        b'\r' => !in_quotes && bytes.get(i + 1).is_some_and(|&next| next != b'\n'),
+        _ => false,
+    })
 }
 
 /// Splits one record into its fields (quotes removed, `""` unescaped, surrounding spaces trimmed).
@@ -153,6 +174,112 @@ mod tests {
         out.iter()
             .map(|r| (r.line, text[r.start..r.end].to_string(), r.fields))
             .collect()
+    }
+
+    /// The byte-by-byte splitter `split` replaced: what it must equal.
+    fn split_slowly(
+        splitter: &mut RecordSplitter,
+        bytes: &[u8],
+        at_eof: bool,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let mut start = 0;
+        let mut line = splitter.next_line;
+        let mut record_line = line;
+        let mut in_quotes = false;
+        let mut fields = 1;
+        let mut blank = true;
+        let mut lone_cr = false;
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'"' => {
+                    in_quotes = !in_quotes;
+                    blank = false;
+                }
+                b'\n' => {
+                    line += 1;
+                    if !in_quotes {
+                        let end = if i > start && bytes[i - 1] == b'\r' {
+                            i - 1
+                        } else {
+                            i
+                        };
+                        if !blank {
+                            out.push(Record {
+                                line: record_line,
+                                start,
+                                end,
+                                fields,
+                                open_quote: false,
+                                lone_cr,
+                            });
+                        }
+                        start = i + 1;
+                        record_line = line;
+                        fields = 1;
+                        blank = true;
+                        lone_cr = false;
+                    }
+                }
+                _ if b == splitter.delimiter => {
+                    if !in_quotes {
+                        fields += 1;
+                    }
+                }
+                // At the buffer's end the LF may come with the next one; at the file's end a CR
+                // ends the last line.
+                b'\r' => {
+                    if !in_quotes && bytes.get(i + 1).is_some_and(|&next| next != b'\n') {
+                        lone_cr = true;
+                    }
+                }
+                b' ' | b'\t' => {}
+                _ => blank = false,
+            }
+        }
+        if at_eof && start < bytes.len() {
+            if !blank {
+                out.push(Record {
+                    line: record_line,
+                    start,
+                    end: bytes.len(),
+                    fields,
+                    open_quote: in_quotes,
+                    lone_cr,
+                });
+            }
+            splitter.next_line = line;
+            return bytes.len();
+        }
+        splitter.next_line = record_line;
+        start
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn memchr_splitting_equals_the_byte_by_byte_splitter(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'1', b' ', b'\t', b',', b';', b'"', b'\n', b'\r']),
+                0..200,
+            ),
+            cut in 0usize..200,
+            delimiter in proptest::sample::select(vec![b',', b';', b'\t']),
+        ) {
+            let cut = cut.min(text.len());
+            let run = |split: &dyn Fn(&mut RecordSplitter, &[u8], bool, &mut Vec<Record>) -> usize| {
+                let mut splitter = RecordSplitter::new(delimiter, 1);
+                let mut out = Vec::new();
+                let used = split(&mut splitter, &text[..cut], false, &mut out);
+                let mut rest = text[used..cut].to_vec();
+                rest.extend_from_slice(&text[cut..]);
+                let mut tail = Vec::new();
+                let used_tail = split(&mut splitter, &rest, true, &mut tail);
+                (used, out, used_tail, tail, splitter.next_line())
+            };
+            let fast = run(&|s, b, eof, o| s.split(b, eof, o));
+            let slow = run(&|s, b, eof, o| split_slowly(s, b, eof, o));
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]

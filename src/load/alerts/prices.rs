@@ -7,7 +7,7 @@
 //! and a real price change becomes the typical price after a few files.
 //! Owns the per-file price sample and price_outlier.sql; reads no events.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use tokio_postgres::Transaction;
 

@@ -4,10 +4,12 @@
 //! to the connection, no WAL, no locks others can meet) and merges from those. Purchases are
 //! the new purchase events themselves, copied as their chunk is.
 
+use std::collections::HashSet;
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
@@ -31,29 +33,13 @@ impl FileDerive {
     pub async fn spill(&mut self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
         tx.batch_execute(TEMP_TABLES).await?;
         self.spilled = true;
-        let mut writer = copy_writer(tx, COPY_SESSIONS, &SESSION_TYPES).await?;
-        for (day, sessions) in self.sessions.drain() {
-            let day = date_of(day);
-            for (id, s) in sessions {
-                let [views, carts, removes, purchases] = s.kinds.0;
-                let revenue = s.revenue.to_string();
-                let row: [&(dyn ToSql + Sync); 11] = [
-                    &id,
-                    &day,
-                    &s.user_id,
-                    &micros(s.started),
-                    &micros(s.ended),
-                    &s.events,
-                    &views,
-                    &carts,
-                    &removes,
-                    &purchases,
-                    &Decimal(&revenue),
-                ];
-                writer.as_mut().write(&row).await?;
-            }
-        }
-        writer.as_mut().finish().await?;
+        let sessions: Vec<SessionRow> = self
+            .sessions
+            .iter()
+            .flat_map(|(&day, by_id)| by_id.iter().map(move |(id, s)| (id.as_str(), day, s)))
+            .collect();
+        write_sessions(tx, COPY_SESSIONS, &sessions.iter().collect::<Vec<_>>()).await?;
+        self.sessions.clear();
 
         let mut writer = copy_writer(tx, COPY_PRODUCTS, &PRODUCT_TYPES).await?;
         for (product, categories) in self.products.drain() {
@@ -92,7 +78,7 @@ impl FileDerive {
         }
         writer.as_mut().finish().await?;
 
-        let mut writer = copy_writer(tx, COPY_USERS, &[Type::TIMESTAMPTZ, Type::TEXT]).await?;
+        let mut writer = copy_writer(tx, COPY_USERS, &USER_HOUR_TYPES).await?;
         for (hour, users) in self.users.drain() {
             let hour = micros(hour);
             for user in users {
@@ -120,40 +106,22 @@ impl FileDerive {
     /// by key in byte order (`COLLATE "C"`).
     async fn merge_from_memory(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
         // Key order: (session_id, session_day), as the primary key.
-        let mut sessions: Vec<(&str, i64, &SessionSums)> = self
+        let mut sessions: Vec<SessionRow> = self
             .sessions
             .iter()
             .flat_map(|(&day, by_id)| by_id.iter().map(move |(id, s)| (id.as_str(), day, s)))
             .collect();
         sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let revenue: Vec<String> = sessions.iter().map(|s| s.2.revenue.to_string()).collect();
-        let kind = |i: usize| -> Vec<i64> { sessions.iter().map(|s| s.2.kinds.0[i]).collect() };
-        tx.execute(
-            sql::SESSIONS.from_arrays,
-            &[
-                &sessions.iter().map(|s| s.0).collect::<Vec<_>>(),
-                &sessions.iter().map(|s| date_of(s.1)).collect::<Vec<_>>(),
-                &sessions
-                    .iter()
-                    .map(|s| s.2.user_id.as_str())
-                    .collect::<Vec<_>>(),
-                &sessions
-                    .iter()
-                    .map(|s| micros(s.2.started))
-                    .collect::<Vec<_>>(),
-                &sessions
-                    .iter()
-                    .map(|s| micros(s.2.ended))
-                    .collect::<Vec<_>>(),
-                &sessions.iter().map(|s| s.2.events).collect::<Vec<_>>(),
-                &kind(0),
-                &kind(1),
-                &kind(2),
-                &kind(3),
-                &decimals(&revenue),
-            ],
-        )
-        .await?;
+        let known = known_sessions(tx, &sessions).await?;
+        let (old, new): (Vec<_>, Vec<_>) = sessions
+            .iter()
+            .partition(|s| known.contains(&(s.0, date_of(s.1))));
+        let copied = new.is_empty()
+            || unless_taken(tx, write_sessions(tx, sql::COPY_NEW_SESSIONS, &new)).await?;
+        match copied {
+            true => merge_sessions(tx, &old).await?,
+            false => merge_sessions(tx, &sessions.iter().collect::<Vec<_>>()).await?,
+        }
 
         let mut users: Vec<(i64, &str)> = self
             .users
@@ -161,14 +129,24 @@ impl FileDerive {
             .flat_map(|(&hour, users)| users.iter().map(move |u| (hour, u.as_str())))
             .collect();
         users.sort_unstable();
-        tx.execute(
-            sql::USERS.from_arrays,
-            &[
-                &users.iter().map(|u| micros(u.0)).collect::<Vec<_>>(),
-                &users.iter().map(|u| u.1).collect::<Vec<_>>(),
-            ],
-        )
-        .await?;
+        // A pair that exists needs nothing (`ON CONFLICT DO NOTHING`): only new ones are sent.
+        let copied = match known_user_hours(tx, &users).await? {
+            Some(known) => {
+                let new: Vec<_> = users.iter().filter(|u| !known.contains(u)).collect();
+                new.is_empty() || unless_taken(tx, write_user_hours(tx, &new)).await?
+            }
+            None => false,
+        };
+        if !copied {
+            tx.execute(
+                sql::USERS.from_arrays,
+                &[
+                    &users.iter().map(|u| micros(u.0)).collect::<Vec<_>>(),
+                    &users.iter().map(|u| u.1).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
 
         let mut products: Vec<(&str, &str, &ProductSums)> = self
             .products
@@ -233,6 +211,168 @@ impl FileDerive {
     }
 }
 
+/// A file's sessions as the merge sends them: (session_id, UTC day, sums), in key order.
+type SessionRow<'a> = (&'a str, i64, &'a SessionSums);
+
+/// Which of `sessions` exist already (committed by anyone): one index scan per day's partition
+/// for the whole file, where `ON CONFLICT` checks every row on its own before inserting it
+/// (the arbiter check was half the sessions merge, and most of a file's sessions are new).
+async fn known_sessions<'a>(
+    tx: &Transaction<'_>,
+    sessions: &[SessionRow<'a>],
+) -> Result<HashSet<(&'a str, NaiveDate)>, tokio_postgres::Error> {
+    let mut days: Vec<NaiveDate> = sessions.iter().map(|s| date_of(s.1)).collect();
+    days.sort_unstable();
+    days.dedup();
+    let mut ids: Vec<&str> = sessions.iter().map(|s| s.0).collect();
+    ids.dedup();
+    let rows = tx.query(sql::KNOWN_SESSIONS, &[&days, &ids]).await?;
+    let mut known = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        let id: &str = row.get(0);
+        let day: NaiveDate = row.get(1);
+        // Borrowed from `sessions` (sorted by id), not from the row.
+        if let Ok(at) = sessions.binary_search_by(|s| (s.0, date_of(s.1)).cmp(&(id, day))) {
+            known.insert((sessions[at].0, day));
+        }
+    }
+    Ok(known)
+}
+
+/// Runs `copy`, a COPY of rows no one had when the file's probe looked, under a savepoint.
+/// Returns false, with nothing written, when the primary key refused one of them because a
+/// load that committed meanwhile inserted it: the caller merges them instead (`ON CONFLICT`).
+async fn unless_taken(
+    tx: &Transaction<'_>,
+    copy: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+) -> Result<bool, tokio_postgres::Error> {
+    tx.batch_execute("SAVEPOINT new_rows").await?;
+    match copy.await {
+        Ok(()) => {
+            tx.batch_execute("RELEASE SAVEPOINT new_rows").await?;
+            Ok(true)
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT new_rows").await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Which of a file's (hour, user) pairs (sorted) exist already, or `None` when the file's
+/// hours times its users are too many to search for in one scan (a backfill over many hours):
+/// the probe looks up every user in every hour.
+async fn known_user_hours<'a>(
+    tx: &Transaction<'_>,
+    users: &[(i64, &'a str)],
+) -> Result<Option<HashSet<(i64, &'a str)>>, tokio_postgres::Error> {
+    let mut hours: Vec<i64> = users.iter().map(|u| u.0).collect();
+    hours.dedup();
+    let mut ids: Vec<&str> = users.iter().map(|u| u.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if hours.len() * ids.len() > PROBE_SPREAD * users.len() {
+        return Ok(None);
+    }
+    let hours: Vec<DateTime<Utc>> = hours.into_iter().map(micros).collect();
+    let rows = tx.query(sql::KNOWN_USER_HOURS, &[&hours, &ids]).await?;
+    let mut known = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        let hour: DateTime<Utc> = row.get(0);
+        let key = (hour.timestamp_micros(), row.get::<_, &str>(1));
+        if let Ok(at) = users.binary_search(&key) {
+            known.insert(users[at]);
+        }
+    }
+    Ok(Some(known))
+}
+
+/// How many index searches per pair the user-hour probe may make before the merge checks each
+/// pair itself instead.
+const PROBE_SPREAD: usize = 8;
+
+async fn write_user_hours(
+    tx: &Transaction<'_>,
+    users: &[&(i64, &str)],
+) -> Result<(), tokio_postgres::Error> {
+    let mut writer = copy_writer(tx, sql::COPY_NEW_USER_HOURS, &USER_HOUR_TYPES).await?;
+    for (hour, user) in users {
+        writer.as_mut().write(&[&micros(*hour), user]).await?;
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+/// Binary COPY of session rows, in `SESSION_TYPES` order.
+async fn write_sessions(
+    tx: &Transaction<'_>,
+    statement: &str,
+    sessions: &[&SessionRow<'_>],
+) -> Result<(), tokio_postgres::Error> {
+    let mut writer = copy_writer(tx, statement, &SESSION_TYPES).await?;
+    for (id, day, s) in sessions {
+        let [views, carts, removes, purchases] = s.kinds.0;
+        let revenue = s.revenue.to_string();
+        let row: [&(dyn ToSql + Sync); 11] = [
+            id,
+            &date_of(*day),
+            &s.user_id,
+            &micros(s.started),
+            &micros(s.ended),
+            &s.events,
+            &views,
+            &carts,
+            &removes,
+            &purchases,
+            &Decimal(&revenue),
+        ];
+        writer.as_mut().write(&row).await?;
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+/// Merges sessions that may exist (`ON CONFLICT`), in key order.
+async fn merge_sessions(
+    tx: &Transaction<'_>,
+    sessions: &[&SessionRow<'_>],
+) -> Result<(), tokio_postgres::Error> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let revenue: Vec<String> = sessions.iter().map(|s| s.2.revenue.to_string()).collect();
+    let kind = |i: usize| -> Vec<i64> { sessions.iter().map(|s| s.2.kinds.0[i]).collect() };
+    tx.execute(
+        sql::SESSIONS.from_arrays,
+        &[
+            &sessions.iter().map(|s| s.0).collect::<Vec<_>>(),
+            &sessions.iter().map(|s| date_of(s.1)).collect::<Vec<_>>(),
+            &sessions
+                .iter()
+                .map(|s| s.2.user_id.as_str())
+                .collect::<Vec<_>>(),
+            &sessions
+                .iter()
+                .map(|s| micros(s.2.started))
+                .collect::<Vec<_>>(),
+            &sessions
+                .iter()
+                .map(|s| micros(s.2.ended))
+                .collect::<Vec<_>>(),
+            &sessions.iter().map(|s| s.2.events).collect::<Vec<_>>(),
+            &kind(0),
+            &kind(1),
+            &kind(2),
+            &kind(3),
+            &decimals(&revenue),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+const USER_HOUR_TYPES: [Type; 2] = [Type::TIMESTAMPTZ, Type::TEXT];
 const SESSION_TYPES: [Type; 11] = [
     Type::TEXT,
     Type::DATE,

@@ -11,7 +11,8 @@ mod merge;
 mod sql;
 pub mod sum;
 
-use std::collections::{HashMap, HashSet};
+// foldhash: the keys are a file's ids, hashed once or more per row.
+use foldhash::{HashMap, HashSet};
 
 pub(crate) use merge::copy_purchases;
 pub use sum::{ExactSum, SumError};

@@ -87,6 +87,24 @@ pub(super) const HOURS: Merge = merge! {
             updated_at  = now()"
 };
 
+/// The sessions of a file that exist already, for [`super::merge`]: the file's days prune the
+/// partitions, and each day's primary key is searched for the file's ids in one scan.
+pub(super) const KNOWN_SESSIONS: &str = "SELECT session_id, session_day FROM streaming.sessions \
+    WHERE session_day = ANY($1::date[]) AND session_id = ANY($2::text[])";
+
+/// Sessions no one has yet: inserted as they are (the merge's rules give a new row its sums).
+pub(super) const COPY_NEW_SESSIONS: &str = "COPY streaming.sessions (session_id, session_day, \
+    user_id, started_at, ended_at, events, views, carts, removes, purchases, revenue) \
+    FROM STDIN (FORMAT binary)";
+
+/// The (hour, user) pairs among a file's that exist already, for [`super::merge`]: every user
+/// of the file in every hour of it, in one scan of the primary key.
+pub(super) const KNOWN_USER_HOURS: &str = "SELECT hour, user_id FROM streaming.hourly_users \
+    WHERE hour = ANY($1::timestamptz[]) AND user_id = ANY($2::text[])";
+
+pub(super) const COPY_NEW_USER_HOURS: &str =
+    "COPY streaming.hourly_users (hour, user_id) FROM STDIN (FORMAT binary)";
+
 /// Private to the connection; emptied at every commit; made only when a file spills.
 /// `COLLATE "C"`: the order the derived tables' keys are stored in (sql/V10).
 pub(super) const TEMP_TABLES: &str = "
