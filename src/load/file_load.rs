@@ -162,11 +162,16 @@ impl<'a> FileLoad<'a> {
     }
 
     /// Inserts one chunk's new events (binary COPY; ids loaded before count as duplicates) and
-    /// stores its rejected rows.
+    /// stores its rejected rows. Returns which of `events` were inserted (their indexes).
     ///
     /// # Errors
     /// `Conflict` when another transaction committed one of these event ids meanwhile.
-    pub async fn add(&mut self, batch: &Batch, events: &EncodedEvents) -> Result<(), LoadError> {
+    pub async fn add(
+        &mut self,
+        batch: &Batch,
+        events: &EncodedEvents,
+    ) -> Result<Vec<u32>, LoadError> {
+        let mut inserted = Vec::new();
         if !events.is_empty() {
             self.make_room(events).await?;
             let retry_chunk = self.chunks < SAVEPOINT_CHUNKS;
@@ -195,13 +200,14 @@ impl<'a> FileLoad<'a> {
                 self.derive.spill(&self.tx).await?;
             }
             self.spent.derive += started.elapsed();
+            inserted = copied;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
         copy_warnings(&self.tx, self.file_id, &batch.warnings).await?;
         self.counts.total += batch.rows_total as i64;
         self.counts.rejected += batch.rejects.len() as i64;
         self.counts.repaired += batch.warnings.len() as i64;
-        Ok(())
+        Ok(inserted)
     }
 
     /// Makes sure the chunk's days have their partitions and this transaction holds them.

@@ -10,7 +10,7 @@ use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::{Client, Row, RowStream};
 use tracing::{info, warn};
 
-use super::message::event_message;
+use super::message::{event_message, Messages};
 use super::outbox;
 use super::producer::{KafkaMirror, MirrorError};
 use super::streams::{inventory_message, item_message, OUTBOX_INVENTORY, OUTBOX_ITEMS};
@@ -56,8 +56,14 @@ impl Relay {
     }
 
     /// Relays one loaded file's events and rejects and marks it mirrored; a failure leaves it
-    /// in the backlog. Returns whether the file is now mirrored.
-    pub async fn mirror_file(&mut self, client: &Client, file_id: i64) -> bool {
+    /// in the backlog. The events are `loaded` when the file was just loaded and its messages
+    /// kept, else they are read back from the outbox. Returns whether the file is now mirrored.
+    pub async fn mirror_file(
+        &mut self,
+        client: &Client,
+        file_id: i64,
+        loaded: Option<&Messages>,
+    ) -> bool {
         let topics = [
             self.settings.topic.as_str(),
             self.settings.rejected_topic.as_str(),
@@ -70,8 +76,14 @@ impl Relay {
         }
         let mirror = &self.mirror;
         let relayed = async {
-            let events = outbox::outbox_events(client, file_id).await?;
-            let mut sent = produce(mirror, &self.settings.topic, events, event_message).await?;
+            let topic = &self.settings.topic;
+            let mut sent = match loaded {
+                Some(messages) => produce_loaded(mirror, topic, messages).await?,
+                None => {
+                    let events = outbox::outbox_events(client, file_id).await?;
+                    produce(mirror, topic, events, event_message).await?
+                }
+            };
             // A file without events may be of another stream; event files never ask.
             if sent == 0 {
                 sent = self.produce_stream(client, file_id).await?;
@@ -137,7 +149,7 @@ impl Relay {
             info!(files = backlog.len(), "Draining the Kafka mirror backlog.");
         }
         for file_id in backlog {
-            if !self.mirror_file(client, file_id).await {
+            if !self.mirror_file(client, file_id, None).await {
                 return;
             }
         }
@@ -162,6 +174,19 @@ async fn produce(
     while let Some(row) = rows.try_next().await? {
         let (key, payload) = message(&row);
         deliveries.send(&key, &payload).await?;
+    }
+    Ok(deliveries.finish().await?)
+}
+
+/// Produces a just-loaded file's messages to `topic` and waits for all acknowledgements.
+async fn produce_loaded(
+    mirror: &KafkaMirror,
+    topic: &str,
+    messages: &Messages,
+) -> Result<u64, RelayError> {
+    let mut deliveries = mirror.deliveries(topic);
+    for (key, payload) in messages.iter() {
+        deliveries.send(key, payload).await?;
     }
     Ok(deliveries.finish().await?)
 }

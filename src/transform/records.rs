@@ -255,6 +255,9 @@ mod tests {
         start
     }
 
+    /// `split` or `split_slowly`.
+    type SplitFn = dyn Fn(&mut RecordSplitter, &[u8], bool, &mut Vec<Record>) -> usize;
+
     proptest::proptest! {
         #[test]
         fn memchr_splitting_equals_the_byte_by_byte_splitter(
@@ -266,7 +269,7 @@ mod tests {
             delimiter in proptest::sample::select(vec![b',', b';', b'\t']),
         ) {
             let cut = cut.min(text.len());
-            let run = |split: &dyn Fn(&mut RecordSplitter, &[u8], bool, &mut Vec<Record>) -> usize| {
+            let run = |split: &SplitFn| {
                 let mut splitter = RecordSplitter::new(delimiter, 1);
                 let mut out = Vec::new();
                 let used = split(&mut splitter, &text[..cut], false, &mut out);

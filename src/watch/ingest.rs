@@ -14,6 +14,7 @@ use super::{Outcome, RetryCause, Watcher};
 use crate::landing::{self, Admission, Identity, IdentityError, RejectsFile};
 use crate::load::ledger;
 use crate::load::{self, Counts, FileRecord, LoadError, LoadedFile, Spent};
+use crate::mirror::Messages;
 use crate::transform::{FileError, Header, RejectedRow};
 
 impl Watcher {
@@ -140,8 +141,10 @@ impl Watcher {
         let limits = self.settings.limits;
         let profiles = self.profiles.clone();
         let landing = self.landing.clone();
-        let reader =
-            tokio::task::spawn_blocking(move || read_file(&landing, source, limits, &profiles, tx));
+        let mirror = self.relay.is_some();
+        let reader = tokio::task::spawn_blocking(move || {
+            read_file(&landing, source, limits, &profiles, mirror, tx)
+        });
         let header = match rx.recv().await {
             Some(Ok(Read::Header(header))) => header,
             Some(Err(FileError::NoProfile { misses })) => {
@@ -200,6 +203,7 @@ impl Watcher {
                 file_id,
                 counts,
                 spent,
+                messages,
             } => {
                 let kept = match self.landing.place_rejects(rejects).await {
                     Ok(kept) => kept,
@@ -208,7 +212,7 @@ impl Watcher {
                         None
                     }
                 };
-                self.loaded(path, file, (file_id, counts), spent, kept)
+                self.loaded(path, file, (file_id, counts), spent, kept, messages)
                     .await
             }
             Streamed::FileError(e) => self.file_error(path, file, e).await,
@@ -244,6 +248,7 @@ impl Watcher {
         (file_id, counts): (i64, Counts),
         spent: Spent,
         rejects_kept: Option<PathBuf>,
+        messages: Option<Messages>,
     ) -> Outcome {
         // Where the bad rows can be read: the rejects file only if it could be written.
         let beside = rejects_kept.map_or(String::new(), |p| format!("{} and ", display_name(&p)));
@@ -291,7 +296,7 @@ impl Watcher {
             commit_ms = spent.commit.as_millis() as u64,
             "File loaded."
         );
-        self.mirror_file(file_id).await;
+        self.mirror_file(file_id, messages.as_ref()).await;
         outcome
     }
 

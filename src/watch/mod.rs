@@ -28,7 +28,7 @@ use crate::backoff::Backoff;
 use crate::config::{redact_url, WatchSettings};
 use crate::landing::Landing;
 use crate::load::{self, LoadError};
-use crate::mirror::{outbox, MirrorError, Relay, RelaySettings};
+use crate::mirror::{outbox, Messages, MirrorError, Relay, RelaySettings};
 use crate::status::WatchStatus;
 use crate::transform::{ProfileError, Profiles};
 pub use outcome::{Outcome, RetryCause, RunStats};
@@ -290,9 +290,9 @@ impl Watcher {
     }
 
     /// Relays a committed file to Kafka when the mirror is on; a failure leaves it in the backlog.
-    async fn mirror_file(&mut self, file_id: i64) {
+    async fn mirror_file(&mut self, file_id: i64, loaded: Option<&Messages>) {
         if let Some(relay) = &mut self.relay {
-            relay.mirror_file(&self.client, file_id).await;
+            relay.mirror_file(&self.client, file_id, loaded).await;
         }
     }
 

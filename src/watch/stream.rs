@@ -13,14 +13,19 @@ use crate::landing::{Landing, RejectsFile};
 use crate::load::{
     self, Begun, Counts, EncodedEvents, FileLoad, FileRecord, LoadError, Partitions, Spent,
 };
+use crate::mirror::{frame_messages, Messages};
 use crate::transform::{self, Batch, FileError, FileReader, Header, Limits, Profiles, RejectedRow};
 
 /// What the reader thread sends: the header first, then the row chunks, each with its good
-/// rows already encoded for the COPY.
+/// rows already encoded for the COPY and, when the mirror is on, as Kafka messages.
 pub(super) enum Read {
     Header(Header),
-    Rows(Batch, Result<EncodedEvents, LoadError>),
+    Rows(Batch, Result<EncodedEvents, LoadError>, Option<Messages>),
 }
+
+/// Kafka messages of a file kept in memory until its commit, so that the mirror need not read
+/// its events back from Postgres; a file with more is mirrored from the outbox instead.
+const MESSAGES_KEPT_BYTES: usize = 64 << 20;
 
 /// How streaming a file into its transaction ended.
 pub(super) enum Streamed {
@@ -28,6 +33,8 @@ pub(super) enum Streamed {
         file_id: i64,
         counts: Counts,
         spent: Spent,
+        /// The inserted events' Kafka messages, when all were kept.
+        messages: Option<Messages>,
     },
     /// The file is unusable as a whole; nothing was written.
     FileError(FileError),
@@ -67,16 +74,24 @@ pub(super) async fn stream_into_postgres(
         Begun::SameContent => return Ok(Streamed::SameContent),
     };
     let mut kept: Vec<RejectedRow> = Vec::new();
+    let mut messages = Some(Messages::default());
     while let Some(read) = rx.recv().await {
-        let (batch, events) = match read {
-            Ok(Read::Rows(batch, events)) => (batch, events),
+        let (batch, events, chunk_messages) = match read {
+            Ok(Read::Rows(batch, events, chunk_messages)) => (batch, events, chunk_messages),
             Ok(Read::Header(_)) => continue,
             Err(e) => {
                 load.rollback().await?;
                 return Ok(Streamed::FileError(e));
             }
         };
-        load.add(&batch, &events?).await?;
+        let inserted = load.add(&batch, &events?).await?;
+        messages = match (messages, chunk_messages) {
+            (Some(mut all), Some(chunk)) => {
+                all.extend_rows(&chunk, &inserted);
+                (all.size() <= MESSAGES_KEPT_BYTES).then_some(all)
+            }
+            _ => None,
+        };
         let room = QUARANTINE_KEPT.saturating_sub(kept.len());
         kept.extend(batch.rejects.iter().take(room).cloned());
         let lines = transform::rejects_csv_lines(&batch.rejects, delimiter);
@@ -98,15 +113,18 @@ pub(super) async fn stream_into_postgres(
         file_id,
         counts,
         spent,
+        messages,
     })
 }
 
 /// The reader thread: header, then chunks, then it ends; stops early when the loader hangs up.
+/// With `mirror`, each chunk's good rows come with their Kafka messages too.
 pub(super) fn read_file(
     landing: &Landing,
     path: PathBuf,
     limits: Limits,
     profiles: &Profiles,
+    mirror: bool,
     tx: mpsc::Sender<Result<Read, FileError>>,
 ) {
     let source_file = path
@@ -137,10 +155,18 @@ pub(super) fn read_file(
         let next = match reader.next_batch() {
             Ok(Some(mut batch)) => {
                 let events = load::encode_events(&batch.good, &source_file);
+                // None: the file is mirrored from the outbox, as after a restart.
+                let messages = mirror
+                    .then(|| frame_messages(&batch.good))
+                    .and_then(|built| {
+                        built
+                            .inspect_err(|e| warn!(error = %e, "Cannot build Kafka messages from the rows; the mirror reads them back from Postgres."))
+                            .ok()
+                    });
                 // The loader needs only the encoded rows; the frame would double the memory of
                 // every chunk waiting in the channel.
                 batch.good = DataFrame::empty();
-                Ok(Read::Rows(batch, events))
+                Ok(Read::Rows(batch, events, messages))
             }
             Ok(None) => return,
             Err(e) => Err(e),

@@ -125,6 +125,7 @@ async fn load_stream(
         file_id,
         counts,
         spent: Spent::default(),
+        messages: None,
     })
 }
 
