@@ -156,15 +156,43 @@ impl Deliveries<'_> {
         Ok(())
     }
 
+    /// The events sent, whose acknowledgements are still to be awaited.
+    pub fn in_flight(self) -> InFlight {
+        InFlight {
+            deliveries: self.in_flight,
+            sent: self.sent,
+        }
+    }
+}
+
+/// Events handed to the producer whose acknowledgements were not awaited yet: a file's, kept
+/// while the next file loads.
+#[derive(Default)]
+pub struct InFlight {
+    deliveries: VecDeque<DeliveryFuture>,
+    sent: u64,
+}
+
+impl InFlight {
+    /// Events sent (acknowledged or not).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    pub fn extend(&mut self, other: InFlight) {
+        self.deliveries.extend(other.deliveries);
+        self.sent += other.sent;
+    }
+
     /// Waits until the broker acknowledged every event sent; returns how many there were.
     ///
     /// # Errors
     /// The first delivery failure; some events may have been delivered (at-least-once).
-    pub async fn finish(mut self) -> Result<u64, MirrorError> {
-        while let Some(delivery) = self.in_flight.pop_front() {
+    pub async fn acknowledged(mut self) -> Result<u64, MirrorError> {
+        while let Some(delivery) = self.deliveries.pop_front() {
             acknowledged(delivery).await?;
         }
-        debug!(events = self.sent, topic = %self.topic, "Kafka acknowledged every event.");
+        debug!(events = self.sent, "Kafka acknowledged every event.");
         Ok(self.sent)
     }
 }

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::message::{event_message, Messages};
 use super::outbox;
-use super::producer::{KafkaMirror, MirrorError};
+use super::producer::{InFlight, KafkaMirror, MirrorError};
 use super::streams::{inventory_message, item_message, OUTBOX_INVENTORY, OUTBOX_ITEMS};
 
 /// A row's Kafka message: (key, payload).
@@ -35,6 +35,10 @@ pub struct RelaySettings {
 pub struct Relay {
     settings: RelaySettings,
     mirror: KafkaMirror,
+    /// The file relayed last, whose acknowledgements are awaited (and which is marked mirrored)
+    /// only when the next file is relayed or the worker goes idle: Kafka's round trip overlaps
+    /// the next file's load instead of stalling the worker.
+    unsettled: Option<(i64, InFlight)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,18 +56,26 @@ impl Relay {
     /// A producer setting librdkafka refuses.
     pub fn new(settings: RelaySettings) -> Result<Relay, MirrorError> {
         let mirror = KafkaMirror::new(&settings.brokers, settings.timeout)?;
-        Ok(Relay { settings, mirror })
+        Ok(Relay {
+            settings,
+            mirror,
+            unsettled: None,
+        })
     }
 
-    /// Relays one loaded file's events and rejects and marks it mirrored; a failure leaves it
-    /// in the backlog. The events are `loaded` when the file was just loaded and its messages
-    /// kept, else they are read back from the outbox. Returns whether the file is now mirrored.
+    /// Hands one loaded file's events and rejects to the producer; [`Relay::settle`] (called
+    /// here for the file before, and by the worker when it goes idle) awaits their
+    /// acknowledgements and marks the file mirrored. A failure leaves the file in the backlog.
+    /// The events are `loaded` when the file was just loaded and its messages kept, else they
+    /// are read back from the outbox. Returns whether the file was handed over.
     pub async fn mirror_file(
         &mut self,
         client: &Client,
         file_id: i64,
         loaded: Option<&Messages>,
     ) -> bool {
+        // Its acknowledgements had the whole load of this file to arrive.
+        self.settle(client).await;
         let topics = [
             self.settings.topic.as_str(),
             self.settings.rejected_topic.as_str(),
@@ -85,25 +97,52 @@ impl Relay {
                 }
             };
             // A file without events may be of another stream; event files never ask.
-            if sent == 0 {
+            if sent.sent() == 0 {
                 sent = self.produce_stream(client, file_id).await?;
             }
             let rejects = outbox::outbox_rejects(client, file_id).await?;
             let dead_letter = &self.settings.rejected_topic;
-            produce(mirror, dead_letter, rejects, |row| (row.get(0), row.get(1))).await?;
-            outbox::mark_mirrored(client, file_id).await?;
-            Ok::<u64, RelayError>(sent)
+            sent.extend(
+                produce(mirror, dead_letter, rejects, |row| (row.get(0), row.get(1))).await?,
+            );
+            Ok::<InFlight, RelayError>(sent)
         };
-        let result = relayed.await;
-        if let Err(e) = &result {
-            warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
-            self.replace_producer();
+        match relayed.await {
+            Ok(sent) => {
+                self.unsettled = Some((file_id, sent));
+                true
+            }
+            Err(e) => {
+                warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
+                self.replace_producer();
+                false
+            }
         }
-        result.is_ok()
+    }
+
+    /// Waits for the acknowledgements of the file handed over last and marks it mirrored.
+    /// Returns false when Kafka failed it (it stays in the backlog).
+    pub async fn settle(&mut self, client: &Client) -> bool {
+        let Some((file_id, sent)) = self.unsettled.take() else {
+            return true;
+        };
+        let settled = async {
+            sent.acknowledged().await?;
+            outbox::mark_mirrored(client, file_id).await?;
+            Ok::<(), RelayError>(())
+        };
+        match settled.await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(file_id, error = %e, "Kafka mirror failed; the file stays in the backlog.");
+                self.replace_producer();
+                false
+            }
+        }
     }
 
     /// Produces a transactions or inventory file's rows to their stream's topic.
-    async fn produce_stream(&self, client: &Client, file_id: i64) -> Result<u64, RelayError> {
+    async fn produce_stream(&self, client: &Client, file_id: i64) -> Result<InFlight, RelayError> {
         let (query, topic, message): (_, _, Message) =
             match outbox::stream_of(client, file_id).await?.as_deref() {
                 Some("transactions") => (
@@ -116,7 +155,7 @@ impl Relay {
                     &self.settings.inventory_topic,
                     inventory_message,
                 ),
-                None => return Ok(0),
+                None => return Ok(InFlight::default()),
             };
         let rows = outbox::outbox_stream(client, query, file_id).await?;
         produce(&self.mirror, topic, rows, message).await
@@ -138,6 +177,10 @@ impl Relay {
 
     /// Mirrors every loaded-but-unmirrored file, oldest first, stopping at the first failure.
     pub async fn drain_backlog(&mut self, client: &Client) {
+        // Its own file handed over last is no backlog: settled first, it is not sent twice.
+        if !self.settle(client).await {
+            return;
+        }
         let backlog = match outbox::unmirrored(client).await {
             Ok(files) => files,
             Err(e) => {
@@ -149,7 +192,7 @@ impl Relay {
             info!(files = backlog.len(), "Draining the Kafka mirror backlog.");
         }
         for file_id in backlog {
-            if !self.mirror_file(client, file_id, None).await {
+            if !(self.mirror_file(client, file_id, None).await && self.settle(client).await) {
                 return;
             }
         }
@@ -161,32 +204,31 @@ impl Relay {
     }
 }
 
-/// Produces one message per row of `rows` to `topic`, `message` giving its (key, payload), and
-/// waits for all acknowledgements.
+/// Produces one message per row of `rows` to `topic`, `message` giving its (key, payload).
 async fn produce(
     mirror: &KafkaMirror,
     topic: &str,
     rows: RowStream,
     message: impl Fn(&Row) -> (String, String),
-) -> Result<u64, RelayError> {
+) -> Result<InFlight, RelayError> {
     pin_mut!(rows);
     let mut deliveries = mirror.deliveries(topic);
     while let Some(row) = rows.try_next().await? {
         let (key, payload) = message(&row);
         deliveries.send(&key, &payload).await?;
     }
-    Ok(deliveries.finish().await?)
+    Ok(deliveries.in_flight())
 }
 
-/// Produces a just-loaded file's messages to `topic` and waits for all acknowledgements.
+/// Produces a just-loaded file's messages to `topic`.
 async fn produce_loaded(
     mirror: &KafkaMirror,
     topic: &str,
     messages: &Messages,
-) -> Result<u64, RelayError> {
+) -> Result<InFlight, RelayError> {
     let mut deliveries = mirror.deliveries(topic);
     for (key, payload) in messages.iter() {
         deliveries.send(key, payload).await?;
     }
-    Ok(deliveries.finish().await?)
+    Ok(deliveries.in_flight())
 }

@@ -185,10 +185,18 @@ pub async fn run(
         .await;
         progress.lock().unwrap_or_else(|e| e.into_inner()).finish();
         files_left = queue.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        // Every worker's last file first, so that the drain does not send it again.
+        for w in &mut workers {
+            w.settle_mirror().await;
+        }
         workers[0].drain_mirror_backlog().await;
         runs
     } else {
-        join_all(workers.iter_mut().map(|w| w.watch(shutdown.clone()))).await
+        let runs = join_all(workers.iter_mut().map(|w| w.watch(shutdown.clone()))).await;
+        for w in &mut workers {
+            w.settle_mirror().await;
+        }
+        runs
     };
     let mut stats = RunStats::default();
     for w in &workers {
@@ -293,6 +301,13 @@ impl Watcher {
     async fn mirror_file(&mut self, file_id: i64, loaded: Option<&Messages>) {
         if let Some(relay) = &mut self.relay {
             relay.mirror_file(&self.client, file_id, loaded).await;
+        }
+    }
+
+    /// Waits for Kafka's acknowledgements of the file relayed last and marks it mirrored.
+    async fn settle_mirror(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            relay.settle(&self.client).await;
         }
     }
 

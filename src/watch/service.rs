@@ -82,6 +82,9 @@ impl Watcher {
                 }
                 self.try_file(&path, &mut pending).await;
             }
+            // Nothing more is due: the last file's acknowledgements are not left waiting for the
+            // next file to arrive.
+            self.settle_mirror().await;
         }
     }
 
