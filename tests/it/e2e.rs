@@ -124,6 +124,66 @@ async fn generate_ingest_then_every_table_and_the_topic_hold_exactly_the_generat
     db.cleanup().await;
 }
 
+/// A file just loaded is mirrored from messages built from its rows on the reader's thread; a
+/// file of the backlog from the outbox (its rows read back from Postgres). Both give the same
+/// messages, to the byte, also for values Postgres stores otherwise than the file writes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_built_from_the_loaded_rows_equal_those_read_back_from_the_outbox() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    generate(
+        landing.path(),
+        2,
+        1_000,
+        41,
+        &["--search-share", "0.1", "--duplicate-fraction", "0.02"],
+    );
+    // An upper-case id, decimals with a plus sign and leading zeros, a fraction of one digit,
+    // and a device the rules set aside (loaded as NULL).
+    let odd = "0A1B2C3D-0000-4000-8000-00000000000A,2026-11-01T10:00:00.5Z,u1,s1,purchase,p1,\
+               books,+007.50,2,0015.00,phone,DE";
+    let text = shopstream::schema::header_line() + "\n" + odd + "\n";
+    std::fs::write(landing.path().join("odd.csv"), text).unwrap();
+    let just_loaded = unique("loaded");
+    watch_once(landing.path(), &db, Some(&just_loaded));
+    let pg = db.client().await;
+    let events = count(&pg, "SELECT count(*) FROM streaming.events").await as usize;
+    assert!(events > 1_900, "{events} events loaded");
+
+    // The same files as backlog: mirrored again, from the outbox, to another topic.
+    pg.execute("UPDATE streaming.ingest_files SET mirrored_at = NULL", &[])
+        .await
+        .unwrap();
+    let from_outbox = unique("outbox");
+    let empty = tempfile::tempdir().unwrap();
+    watch_once(empty.path(), &db, Some(&from_outbox));
+
+    let a = read_topic_raw(&just_loaded, events, Duration::from_secs(30));
+    let b = read_topic_raw(&from_outbox, events, Duration::from_secs(30));
+    assert_eq!(a.len(), events);
+    assert_eq!(b.len(), events);
+    assert!(a == b, "the two mirrors differ");
+    let (key, payload) = &a["0a1b2c3d-0000-4000-8000-00000000000a"];
+    assert_eq!(key, "u1");
+    assert!(
+        payload.contains(r#""event_time":"2026-11-01T10:00:00.500000Z""#)
+            && payload.contains(r#""product_price":7.50,"quantity":2,"total_amount":15.00"#)
+            && payload.contains(r#""device":null,"country":"DE""#),
+        "{payload}"
+    );
+    assert_eq!(
+        b.values()
+            .filter(|(_, p)| p.contains("search_query"))
+            .count(),
+        count(
+            &pg,
+            "SELECT count(*) FROM streaming.events WHERE event_type = 'search'"
+        )
+        .await as usize
+    );
+    db.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
     let db = TestDb::new().await;

@@ -262,6 +262,37 @@ pub fn read_topic_by(
     (seen, messages)
 }
 
+/// As `read_topic`, with each payload as the exact text the broker holds (decimals keep their
+/// digits, fields their order).
+pub fn read_topic_raw(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> HashMap<String, (String, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", unique("it"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut seen = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    while seen.len() < expected && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("kafka message");
+        let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap();
+        let payload = String::from_utf8(message.payload().unwrap_or_default().to_vec()).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&payload).unwrap();
+        let id = parsed["event_id"].as_str().unwrap().to_string();
+        seen.insert(id, (key, payload));
+    }
+    seen
+}
+
 /// Polls `condition` every 50 ms until true or `timeout`; returns whether it became true.
 pub async fn wait_for<F, Fut>(timeout: Duration, mut condition: F) -> bool
 where
