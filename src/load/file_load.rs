@@ -1,5 +1,6 @@
 //! The per-file load: ONE transaction holding a file's ledger row, its new events (binary COPY
-//! chunk by chunk; ids loaded before count as duplicates), its rejected rows and row warnings
+//! chunk by chunk; ids loaded before count as duplicates, looked up once the primary key
+//! refused a chunk), its rejected rows and row warnings
 //! (damaged optional values loaded as NULL), and the derive of
 //! purchases, hourly stats and analytics from exactly those new events ([`super::derive`]),
 //! and the data-quality checks of the file ([`super::alerts`]) just before the commit.

@@ -138,6 +138,10 @@ pub(super) fn read_file(
         .and_then(|f| transform::decompressed(f, compression))
         .map_err(FileError::from)
         .and_then(|f| FileReader::open_with(f, limits, profiles));
+    let mut messages = MessageBuilder {
+        on: mirror,
+        built: 0,
+    };
     let mut reader = match reader {
         Ok(reader) => reader,
         Err(e) => {
@@ -155,14 +159,7 @@ pub(super) fn read_file(
         let next = match reader.next_batch() {
             Ok(Some(mut batch)) => {
                 let events = load::encode_events(&batch.good, &source_file);
-                // None: the file is mirrored from the outbox, as after a restart.
-                let messages = mirror
-                    .then(|| frame_messages(&batch.good))
-                    .and_then(|built| {
-                        built
-                            .inspect_err(|e| warn!(error = %e, "Cannot build Kafka messages from the rows; the mirror reads them back from Postgres."))
-                            .ok()
-                    });
+                let messages = messages.next(&batch.good);
                 // The loader needs only the encoded rows; the frame would double the memory of
                 // every chunk waiting in the channel.
                 batch.good = DataFrame::empty();
@@ -174,6 +171,37 @@ pub(super) fn read_file(
         let failed = next.is_err();
         if tx.blocking_send(next).is_err() || failed {
             return;
+        }
+    }
+}
+
+/// Builds each chunk's Kafka messages on the reader's thread until the file's exceed what the
+/// loader keeps ([`MESSAGES_KEPT_BYTES`]); then, and after any failure, it builds none, and the
+/// file is mirrored from the outbox, as after a restart.
+struct MessageBuilder {
+    on: bool,
+    built: usize,
+}
+
+impl MessageBuilder {
+    fn next(&mut self, good: &DataFrame) -> Option<Messages> {
+        if !self.on {
+            return None;
+        }
+        match frame_messages(good) {
+            Ok(messages) if self.built + messages.size() <= MESSAGES_KEPT_BYTES => {
+                self.built += messages.size();
+                Some(messages)
+            }
+            Ok(_) => {
+                self.on = false;
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "Cannot build Kafka messages from the rows; the mirror reads them back from Postgres.");
+                self.on = false;
+                None
+            }
         }
     }
 }

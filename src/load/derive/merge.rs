@@ -1,8 +1,11 @@
 //! Sending the derive to Postgres: at commit a file's folded sums are merged by ONE statement
-//! per derived table, in key order ([`super::sql`]), sent as arrays; a file with more keys
-//! than the watcher keeps in memory spills them by binary COPY into temporary tables (private
-//! to the connection, no WAL, no locks others can meet) and merges from those. Purchases are
-//! the new purchase events themselves, copied as their chunk is.
+//! per derived table, in key order ([`super::sql`]), sent as arrays. Sessions and (hour, user)
+//! pairs are mostly new: one probe per file finds those that exist, the new ones are COPYed
+//! under a savepoint (a load that committed the same key meanwhile sends them all through the
+//! merge instead) and only the rest merged, as `ON CONFLICT` checks each row on its own.
+//! A file with more keys than the watcher keeps in memory spills them by binary COPY into
+//! temporary tables (private to the connection, no WAL, no locks others can meet) and merges
+//! from those. Purchases are the new purchase events themselves, copied as their chunk is.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -38,7 +41,8 @@ impl FileDerive {
             .iter()
             .flat_map(|(&day, by_id)| by_id.iter().map(move |(id, s)| (id.as_str(), day, s)))
             .collect();
-        write_sessions(tx, COPY_SESSIONS, &sessions.iter().collect::<Vec<_>>()).await?;
+        let all: Vec<&SessionRow> = sessions.iter().collect();
+        write_sessions(tx, COPY_SESSIONS, &all).await?;
         self.sessions.clear();
 
         let mut writer = copy_writer(tx, COPY_PRODUCTS, &PRODUCT_TYPES).await?;
@@ -112,15 +116,17 @@ impl FileDerive {
             .flat_map(|(&day, by_id)| by_id.iter().map(move |(id, s)| (id.as_str(), day, s)))
             .collect();
         sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let known = known_sessions(tx, &sessions).await?;
-        let (old, new): (Vec<_>, Vec<_>) = sessions
-            .iter()
-            .partition(|s| known.contains(&(s.0, date_of(s.1))));
-        let copied = new.is_empty()
-            || unless_taken(tx, write_sessions(tx, sql::COPY_NEW_SESSIONS, &new)).await?;
-        match copied {
-            true => merge_sessions(tx, &old).await?,
-            false => merge_sessions(tx, &sessions.iter().collect::<Vec<_>>()).await?,
+        let all: Vec<&SessionRow> = sessions.iter().collect();
+        match known_sessions(tx, &sessions).await? {
+            Some(known) => {
+                let (old, new): (Vec<_>, Vec<_>) = sessions
+                    .iter()
+                    .partition(|s| known.contains(&(s.0, date_of(s.1))));
+                let copied = new.is_empty()
+                    || unless_taken(tx, write_sessions(tx, sql::COPY_NEW_SESSIONS, &new)).await?;
+                merge_sessions(tx, if copied { &old } else { &all }).await?;
+            }
+            None => merge_sessions(tx, &all).await?,
         }
 
         let mut users: Vec<(i64, &str)> = self
@@ -217,15 +223,20 @@ type SessionRow<'a> = (&'a str, i64, &'a SessionSums);
 /// Which of `sessions` exist already (committed by anyone): one index scan per day's partition
 /// for the whole file, where `ON CONFLICT` checks every row on its own before inserting it
 /// (the arbiter check was half the sessions merge, and most of a file's sessions are new).
+/// `None` when the file spans so many days that searching every id in every day's partition
+/// would cost more than the merge's own checks.
 async fn known_sessions<'a>(
     tx: &Transaction<'_>,
     sessions: &[SessionRow<'a>],
-) -> Result<HashSet<(&'a str, NaiveDate)>, tokio_postgres::Error> {
+) -> Result<Option<HashSet<(&'a str, NaiveDate)>>, tokio_postgres::Error> {
     let mut days: Vec<NaiveDate> = sessions.iter().map(|s| date_of(s.1)).collect();
     days.sort_unstable();
     days.dedup();
     let mut ids: Vec<&str> = sessions.iter().map(|s| s.0).collect();
     ids.dedup();
+    if days.len() * ids.len() > PROBE_SPREAD * sessions.len() {
+        return Ok(None);
+    }
     let rows = tx.query(sql::KNOWN_SESSIONS, &[&days, &ids]).await?;
     let mut known = HashSet::with_capacity(rows.len());
     for row in &rows {
@@ -236,7 +247,7 @@ async fn known_sessions<'a>(
             known.insert((sessions[at].0, day));
         }
     }
-    Ok(known)
+    Ok(Some(known))
 }
 
 /// Runs `copy`, a COPY of rows no one had when the file's probe looked, under a savepoint.
@@ -288,8 +299,8 @@ async fn known_user_hours<'a>(
     Ok(Some(known))
 }
 
-/// How many index searches per pair the user-hour probe may make before the merge checks each
-/// pair itself instead.
+/// How many index searches per key a probe may make before the merge checks each key itself
+/// instead.
 const PROBE_SPREAD: usize = 8;
 
 async fn write_user_hours(
