@@ -237,14 +237,7 @@ pub fn read_topic_by(
     expected: usize,
     timeout: Duration,
 ) -> (HashMap<String, (String, serde_json::Value)>, usize) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("it"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let consumer = subscribed(brokers, topic);
     let mut seen = HashMap::new();
     let mut messages = 0;
     let deadline = Instant::now() + timeout;
@@ -262,6 +255,19 @@ pub fn read_topic_by(
     (seen, messages)
 }
 
+/// A consumer of its own group reading `topic` from its start.
+fn subscribed(brokers: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("it"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
 /// As `read_topic`, with each payload as the exact text the broker holds (decimals keep their
 /// digits, fields their order).
 pub fn read_topic_raw(
@@ -269,14 +275,7 @@ pub fn read_topic_raw(
     expected: usize,
     timeout: Duration,
 ) -> HashMap<String, (String, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("group.id", unique("it"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let consumer = subscribed(&kafka_brokers(), topic);
     let mut seen = HashMap::new();
     let deadline = Instant::now() + timeout;
     while seen.len() < expected && Instant::now() < deadline {

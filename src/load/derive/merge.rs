@@ -116,17 +116,15 @@ impl FileDerive {
             .flat_map(|(&day, by_id)| by_id.iter().map(move |(id, s)| (id.as_str(), day, s)))
             .collect();
         sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let all: Vec<&SessionRow> = sessions.iter().collect();
-        match known_sessions(tx, &sessions).await? {
-            Some(known) => {
-                let (old, new): (Vec<_>, Vec<_>) = sessions
-                    .iter()
-                    .partition(|s| known.contains(&(s.0, date_of(s.1))));
-                let copied = new.is_empty()
-                    || unless_taken(tx, write_sessions(tx, sql::COPY_NEW_SESSIONS, &new)).await?;
-                merge_sessions(tx, if copied { &old } else { &all }).await?;
-            }
-            None => merge_sessions(tx, &all).await?,
+        let known = known_sessions(tx, &sessions).await?;
+        let (old, new): (Vec<_>, Vec<_>) = sessions
+            .iter()
+            .partition(|s| known.contains(&(s.0, date_of(s.1))));
+        let copied = new.is_empty()
+            || unless_taken(tx, write_sessions(tx, sql::COPY_NEW_SESSIONS, &new)).await?;
+        match copied {
+            true => merge_sessions(tx, &old).await?,
+            false => merge_sessions(tx, &sessions.iter().collect::<Vec<_>>()).await?,
         }
 
         let mut users: Vec<(i64, &str)> = self
@@ -136,13 +134,9 @@ impl FileDerive {
             .collect();
         users.sort_unstable();
         // A pair that exists needs nothing (`ON CONFLICT DO NOTHING`): only new ones are sent.
-        let copied = match known_user_hours(tx, &users).await? {
-            Some(known) => {
-                let new: Vec<_> = users.iter().filter(|u| !known.contains(u)).collect();
-                new.is_empty() || unless_taken(tx, write_user_hours(tx, &new)).await?
-            }
-            None => false,
-        };
+        let known = known_user_hours(tx, &users).await?;
+        let new: Vec<_> = users.iter().filter(|u| !known.contains(u)).collect();
+        let copied = new.is_empty() || unless_taken(tx, write_user_hours(tx, &new)).await?;
         if !copied {
             tx.execute(
                 sql::USERS.from_arrays,
@@ -220,34 +214,29 @@ impl FileDerive {
 /// A file's sessions as the merge sends them: (session_id, UTC day, sums), in key order.
 type SessionRow<'a> = (&'a str, i64, &'a SessionSums);
 
-/// Which of `sessions` exist already (committed by anyone): one index scan per day's partition
-/// for the whole file, where `ON CONFLICT` checks every row on its own before inserting it
-/// (the arbiter check was half the sessions merge, and most of a file's sessions are new).
-/// `None` when the file spans so many days that searching every id in every day's partition
-/// would cost more than the merge's own checks.
+/// Which of `sessions` (in key order) exist already, committed by anyone: one probe per
+/// session, where `ON CONFLICT` makes a full arbiter check per row before inserting it.
 async fn known_sessions<'a>(
     tx: &Transaction<'_>,
     sessions: &[SessionRow<'a>],
-) -> Result<Option<HashSet<(&'a str, NaiveDate)>>, tokio_postgres::Error> {
-    let mut days: Vec<NaiveDate> = sessions.iter().map(|s| date_of(s.1)).collect();
-    days.sort_unstable();
-    days.dedup();
-    let mut ids: Vec<&str> = sessions.iter().map(|s| s.0).collect();
-    ids.dedup();
-    if days.len() * ids.len() > PROBE_SPREAD * sessions.len() {
-        return Ok(None);
-    }
-    let rows = tx.query(sql::KNOWN_SESSIONS, &[&days, &ids]).await?;
+) -> Result<HashSet<(&'a str, NaiveDate)>, tokio_postgres::Error> {
+    let ids: Vec<&str> = sessions.iter().map(|s| s.0).collect();
+    let days: Vec<NaiveDate> = sessions.iter().map(|s| date_of(s.1)).collect();
+    let first = days.iter().min().copied().unwrap_or_default();
+    let last = days.iter().max().copied().unwrap_or_default();
+    let rows = tx
+        .query(sql::KNOWN_SESSIONS, &[&ids, &days, &first, &last])
+        .await?;
     let mut known = HashSet::with_capacity(rows.len());
     for row in &rows {
         let id: &str = row.get(0);
         let day: NaiveDate = row.get(1);
-        // Borrowed from `sessions` (sorted by id), not from the row.
+        // Borrowed from `sessions`, not from the row.
         if let Ok(at) = sessions.binary_search_by(|s| (s.0, date_of(s.1)).cmp(&(id, day))) {
             known.insert((sessions[at].0, day));
         }
     }
-    Ok(Some(known))
+    Ok(known)
 }
 
 /// Runs `copy`, a COPY of rows no one had when the file's probe looked, under a savepoint.
@@ -271,22 +260,13 @@ async fn unless_taken(
     }
 }
 
-/// Which of a file's (hour, user) pairs (sorted) exist already, or `None` when the file's
-/// hours times its users are too many to search for in one scan (a backfill over many hours):
-/// the probe looks up every user in every hour.
+/// Which of a file's (hour, user) pairs (sorted) exist already: one probe per pair.
 async fn known_user_hours<'a>(
     tx: &Transaction<'_>,
     users: &[(i64, &'a str)],
-) -> Result<Option<HashSet<(i64, &'a str)>>, tokio_postgres::Error> {
-    let mut hours: Vec<i64> = users.iter().map(|u| u.0).collect();
-    hours.dedup();
-    let mut ids: Vec<&str> = users.iter().map(|u| u.1).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if hours.len() * ids.len() > PROBE_SPREAD * users.len() {
-        return Ok(None);
-    }
-    let hours: Vec<DateTime<Utc>> = hours.into_iter().map(micros).collect();
+) -> Result<HashSet<(i64, &'a str)>, tokio_postgres::Error> {
+    let hours: Vec<DateTime<Utc>> = users.iter().map(|u| micros(u.0)).collect();
+    let ids: Vec<&str> = users.iter().map(|u| u.1).collect();
     let rows = tx.query(sql::KNOWN_USER_HOURS, &[&hours, &ids]).await?;
     let mut known = HashSet::with_capacity(rows.len());
     for row in &rows {
@@ -296,12 +276,8 @@ async fn known_user_hours<'a>(
             known.insert(users[at]);
         }
     }
-    Ok(Some(known))
+    Ok(known)
 }
-
-/// How many index searches per key a probe may make before the merge checks each key itself
-/// instead.
-const PROBE_SPREAD: usize = 8;
 
 async fn write_user_hours(
     tx: &Transaction<'_>,

@@ -87,20 +87,27 @@ pub(super) const HOURS: Merge = merge! {
             updated_at  = now()"
 };
 
-/// The sessions of a file that exist already, for [`super::merge`]: the file's days prune the
-/// partitions, and each day's primary key is searched for the file's ids in one scan.
-pub(super) const KNOWN_SESSIONS: &str = "SELECT session_id, session_day FROM streaming.sessions \
-    WHERE session_day = ANY($1::date[]) AND session_id = ANY($2::text[])";
+/// Which of a file's sessions (id, day) exist already, for [`super::merge`]: one descent of its
+/// day's primary key per session. LATERAL ... LIMIT 1 keeps it a loop of probes (see the
+/// events' lookup in `load::file_load`); the days' range prunes the plan to the file's days.
+/// (`session_id = ANY(..)` over the file's days searched every id in every day: 0.6 s a file
+/// of 20,000 sessions over three days.)
+pub(super) const KNOWN_SESSIONS: &str =
+    "SELECT k.id, k.day FROM unnest($1::text[], $2::date[]) AS k(id, day) \
+    CROSS JOIN LATERAL (SELECT FROM streaming.sessions s \
+        WHERE s.session_day = k.day AND s.session_id = k.id AND s.session_day BETWEEN $3 AND $4 \
+        LIMIT 1) known";
 
 /// Sessions no one has yet: inserted as they are (the merge's rules give a new row its sums).
 pub(super) const COPY_NEW_SESSIONS: &str = "COPY streaming.sessions (session_id, session_day, \
     user_id, started_at, ended_at, events, views, carts, removes, purchases, revenue) \
     FROM STDIN (FORMAT binary)";
 
-/// The (hour, user) pairs among a file's that exist already, for [`super::merge`]: every user
-/// of the file in every hour of it, in one scan of the primary key.
-pub(super) const KNOWN_USER_HOURS: &str = "SELECT hour, user_id FROM streaming.hourly_users \
-    WHERE hour = ANY($1::timestamptz[]) AND user_id = ANY($2::text[])";
+/// Which of a file's (hour, user) pairs exist already: one descent of the primary key each.
+pub(super) const KNOWN_USER_HOURS: &str =
+    "SELECT k.hour, k.user_id FROM unnest($1::timestamptz[], $2::text[]) AS k(hour, user_id) \
+    CROSS JOIN LATERAL (SELECT FROM streaming.hourly_users u \
+        WHERE u.hour = k.hour AND u.user_id = k.user_id LIMIT 1) known";
 
 pub(super) const COPY_NEW_USER_HOURS: &str =
     "COPY streaming.hourly_users (hour, user_id) FROM STDIN (FORMAT binary)";
