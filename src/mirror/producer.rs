@@ -100,8 +100,8 @@ impl KafkaMirror {
         Ok(())
     }
 
-    /// Starts a run of sends whose acknowledgements are awaited together by
-    /// [`Deliveries::finish`]; at most `MAX_IN_FLIGHT` wait at a time, so memory stays bounded.
+    /// Starts a run of sends whose acknowledgements are awaited together once it is turned
+    /// into [`InFlight`]; at most `MAX_IN_FLIGHT` wait at a time, so memory stays bounded.
     pub fn deliveries<'a>(&'a self, topic: &'a str) -> Deliveries<'a> {
         Deliveries {
             mirror: self,

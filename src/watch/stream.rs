@@ -85,10 +85,12 @@ pub(super) async fn stream_into_postgres(
             }
         };
         let inserted = load.add(&batch, &events?).await?;
+        // The reader stops building messages past MESSAGES_KEPT_BYTES, so the inserted rows'
+        // (a part of them) are within it too; a chunk without any ends the file's.
         messages = match (messages, chunk_messages) {
             (Some(mut all), Some(chunk)) => {
                 all.extend_rows(&chunk, &inserted);
-                (all.size() <= MESSAGES_KEPT_BYTES).then_some(all)
+                Some(all)
             }
             _ => None,
         };
