@@ -54,6 +54,11 @@ pub async fn outbox_events(
     client: &impl GenericClient,
     file_id: i64,
 ) -> Result<RowStream, tokio_postgres::Error> {
+    // The index on file_id is a BRIN (sql/V18): pages written since autovacuum last summarised
+    // them would be read for every file of a backlog; summarised, a file is a few page ranges.
+    client
+        .execute("SELECT streaming.summarize_event_files()", &[])
+        .await?;
     client.query_raw(OUTBOX_EVENTS, [file_id]).await
 }
 

@@ -3,14 +3,16 @@
 //! At-least-once: the relay marks a file mirrored only after every delivery succeeded.
 //! Never reads files and never writes Postgres.
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::Notify;
 use tracing::debug;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,17 +28,55 @@ pub enum MirrorError {
         topic: String,
         code: RDKafkaErrorCode,
     },
-    #[error("the Kafka producer went away before acknowledging")]
-    Canceled,
 }
 
 /// An idempotent producer, and the admin client that makes sure its topics exist.
 pub struct KafkaMirror {
-    producer: FutureProducer,
+    producer: ThreadedProducer<Acknowledgements>,
     admin: AdminClient<DefaultClientContext>,
     topics_ready: bool,
     /// How long the broker may take to answer, for deliveries and topic creation alike.
     timeout: Duration,
+}
+
+/// Counts a producer's messages and their acknowledgements. librdkafka reports each delivery
+/// to [`ProducerContext::delivery`] on the producer's polling thread; counting there costs no
+/// allocation, where a future per message cost a channel and a boxed sender (a million of
+/// them per million events).
+#[derive(Default)]
+struct Acknowledgements {
+    sent: AtomicU64,
+    /// Delivered or failed.
+    settled: AtomicU64,
+    /// The first delivery failure: the relay replaces a producer that had one, so a producer
+    /// never reports more than its first.
+    failure: Mutex<Option<KafkaError>>,
+    settling: Notify,
+}
+
+impl ClientContext for Acknowledgements {}
+
+impl ProducerContext for Acknowledgements {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            failure.get_or_insert_with(|| error.clone());
+        }
+        self.settled.fetch_add(1, Ordering::Release);
+        // Stores a permit when nobody waits, so a waiter that checked just before cannot miss it.
+        self.settling.notify_one();
+    }
+}
+
+impl Acknowledgements {
+    fn failure(&self) -> Option<KafkaError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Partitions of a topic the mirror creates; events are keyed by user_id, so each user's
@@ -54,7 +94,7 @@ impl KafkaMirror {
             .set("linger.ms", "5")
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("queue.buffering.max.messages", "500000")
-            .create()
+            .create_with_context(Acknowledgements::default())
             .map_err(MirrorError::Config)?;
         let admin = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -100,108 +140,48 @@ impl KafkaMirror {
         Ok(())
     }
 
-    /// Starts a run of sends whose acknowledgements are awaited together once it is turned
-    /// into [`InFlight`]; at most `MAX_IN_FLIGHT` wait at a time, so memory stays bounded.
-    pub fn deliveries<'a>(&'a self, topic: &'a str) -> Deliveries<'a> {
-        Deliveries {
-            mirror: self,
-            topic,
-            in_flight: VecDeque::new(),
-            sent: 0,
-        }
-    }
-}
-
-/// Deliveries not awaited at once: bounds memory when a file holds millions of events.
-const MAX_IN_FLIGHT: usize = 100_000;
-
-/// Sends of one file, acknowledged as a whole.
-pub struct Deliveries<'a> {
-    mirror: &'a KafkaMirror,
-    topic: &'a str,
-    in_flight: VecDeque<DeliveryFuture>,
-    sent: u64,
-}
-
-impl Deliveries<'_> {
-    /// Queues one event; waits for older acknowledgements when too many are in flight.
+    /// Hands one message to the producer; waits while its queue is full.
     ///
     /// # Errors
-    /// A delivery failure of this or an earlier event of the run.
-    pub async fn send(&mut self, key: &str, payload: &str) -> Result<(), MirrorError> {
-        let mut record = FutureRecord::to(self.topic).key(key).payload(payload);
+    /// The producer refused the message, or an earlier message failed while the queue was full.
+    pub async fn send(&self, topic: &str, key: &str, payload: &str) -> Result<(), MirrorError> {
+        let acks = self.producer.context();
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
         loop {
-            match self.mirror.producer.send_result(record) {
-                Ok(delivery) => {
-                    self.in_flight.push_back(delivery);
-                    break;
+            match self.producer.send(record) {
+                Ok(()) => {
+                    acks.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
                 }
-                // The local queue is full: wait for deliveries to drain it, then resend.
+                // The local queue is full: let deliveries drain it, unless they are failing.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    match self.in_flight.pop_front() {
-                        Some(oldest) => acknowledged(oldest).await?,
-                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+                    if let Some(e) = acks.failure() {
+                        return Err(MirrorError::Delivery(e));
                     }
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err((e, _)) => return Err(MirrorError::Delivery(e)),
             }
         }
-        self.sent += 1;
-        if self.in_flight.len() > MAX_IN_FLIGHT {
-            if let Some(oldest) = self.in_flight.pop_front() {
-                acknowledged(oldest).await?;
-            }
-        }
-        Ok(())
     }
 
-    /// The events sent, whose acknowledgements are still to be awaited.
-    pub fn in_flight(self) -> InFlight {
-        InFlight {
-            deliveries: self.in_flight,
-            sent: self.sent,
-        }
-    }
-}
-
-/// Events handed to the producer whose acknowledgements were not awaited yet: a file's, kept
-/// while the next file loads.
-#[derive(Default)]
-pub struct InFlight {
-    deliveries: VecDeque<DeliveryFuture>,
-    sent: u64,
-}
-
-impl InFlight {
-    /// Events sent (acknowledged or not).
-    pub fn sent(&self) -> u64 {
-        self.sent
-    }
-
-    pub fn extend(&mut self, other: InFlight) {
-        self.deliveries.extend(other.deliveries);
-        self.sent += other.sent;
-    }
-
-    /// Waits until the broker acknowledged every event sent; returns how many there were.
+    /// Waits until the broker acknowledged every message sent so far; returns how many the
+    /// producer was handed in all.
     ///
     /// # Errors
     /// The first delivery failure; some events may have been delivered (at-least-once).
-    pub async fn acknowledged(mut self) -> Result<u64, MirrorError> {
-        while let Some(delivery) = self.deliveries.pop_front() {
-            acknowledged(delivery).await?;
+    pub async fn acknowledged(&self) -> Result<u64, MirrorError> {
+        let acks = self.producer.context();
+        let sent = acks.sent.load(Ordering::Relaxed);
+        while acks.settled.load(Ordering::Acquire) < sent {
+            acks.settling.notified().await;
         }
-        debug!(events = self.sent, "Kafka acknowledged every event.");
-        Ok(self.sent)
-    }
-}
-
-async fn acknowledged(delivery: DeliveryFuture) -> Result<(), MirrorError> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(MirrorError::Delivery(e)),
-        Err(_) => Err(MirrorError::Canceled),
+        if let Some(e) = acks.failure() {
+            return Err(MirrorError::Delivery(e));
+        }
+        debug!(sent, "Kafka acknowledged every message.");
+        Ok(sent)
     }
 }
 

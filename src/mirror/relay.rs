@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::message::{event_message, Messages};
 use super::outbox;
-use super::producer::{InFlight, KafkaMirror, MirrorError};
+use super::producer::{KafkaMirror, MirrorError};
 use super::streams::{inventory_message, item_message, OUTBOX_INVENTORY, OUTBOX_ITEMS};
 
 /// A row's Kafka message: (key, payload).
@@ -37,8 +37,9 @@ pub struct Relay {
     mirror: KafkaMirror,
     /// The file relayed last, whose acknowledgements are awaited (and which is marked mirrored)
     /// only when the next file is relayed or the worker goes idle: Kafka's round trip overlaps
-    /// the next file's load instead of stalling the worker.
-    unsettled: Option<(i64, InFlight)>,
+    /// the next file's load instead of stalling the worker. Only one file is ever unsettled,
+    /// so "every message the producer was handed" is that file's.
+    unsettled: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,19 +98,17 @@ impl Relay {
                 }
             };
             // A file without events may be of another stream; event files never ask.
-            if sent.sent() == 0 {
+            if sent == 0 {
                 sent = self.produce_stream(client, file_id).await?;
             }
             let rejects = outbox::outbox_rejects(client, file_id).await?;
             let dead_letter = &self.settings.rejected_topic;
-            sent.extend(
-                produce(mirror, dead_letter, rejects, |row| (row.get(0), row.get(1))).await?,
-            );
-            Ok::<InFlight, RelayError>(sent)
+            sent += produce(mirror, dead_letter, rejects, |row| (row.get(0), row.get(1))).await?;
+            Ok::<u64, RelayError>(sent)
         };
         match relayed.await {
-            Ok(sent) => {
-                self.unsettled = Some((file_id, sent));
+            Ok(_) => {
+                self.unsettled = Some(file_id);
                 true
             }
             Err(e) => {
@@ -123,11 +122,11 @@ impl Relay {
     /// Waits for the acknowledgements of the file handed over last and marks it mirrored.
     /// Returns false when Kafka failed it (it stays in the backlog).
     pub async fn settle(&mut self, client: &Client) -> bool {
-        let Some((file_id, sent)) = self.unsettled.take() else {
+        let Some(file_id) = self.unsettled.take() else {
             return true;
         };
         let settled = async {
-            sent.acknowledged().await?;
+            self.mirror.acknowledged().await?;
             outbox::mark_mirrored(client, file_id).await?;
             Ok::<(), RelayError>(())
         };
@@ -142,7 +141,7 @@ impl Relay {
     }
 
     /// Produces a transactions or inventory file's rows to their stream's topic.
-    async fn produce_stream(&self, client: &Client, file_id: i64) -> Result<InFlight, RelayError> {
+    async fn produce_stream(&self, client: &Client, file_id: i64) -> Result<u64, RelayError> {
         let (query, topic, message): (_, _, Message) =
             match outbox::stream_of(client, file_id).await?.as_deref() {
                 Some("transactions") => (
@@ -155,7 +154,7 @@ impl Relay {
                     &self.settings.inventory_topic,
                     inventory_message,
                 ),
-                None => return Ok(InFlight::default()),
+                None => return Ok(0),
             };
         let rows = outbox::outbox_stream(client, query, file_id).await?;
         produce(&self.mirror, topic, rows, message).await
@@ -204,31 +203,32 @@ impl Relay {
     }
 }
 
-/// Produces one message per row of `rows` to `topic`, `message` giving its (key, payload).
+/// Produces one message per row of `rows` to `topic`, `message` giving its (key, payload);
+/// returns how many.
 async fn produce(
     mirror: &KafkaMirror,
     topic: &str,
     rows: RowStream,
     message: impl Fn(&Row) -> (String, String),
-) -> Result<InFlight, RelayError> {
+) -> Result<u64, RelayError> {
     pin_mut!(rows);
-    let mut deliveries = mirror.deliveries(topic);
+    let mut sent = 0;
     while let Some(row) = rows.try_next().await? {
         let (key, payload) = message(&row);
-        deliveries.send(&key, &payload).await?;
+        mirror.send(topic, &key, &payload).await?;
+        sent += 1;
     }
-    Ok(deliveries.in_flight())
+    Ok(sent)
 }
 
-/// Produces a just-loaded file's messages to `topic`.
+/// Produces a just-loaded file's messages to `topic`; returns how many.
 async fn produce_loaded(
     mirror: &KafkaMirror,
     topic: &str,
     messages: &Messages,
-) -> Result<InFlight, RelayError> {
-    let mut deliveries = mirror.deliveries(topic);
+) -> Result<u64, RelayError> {
     for (key, payload) in messages.iter() {
-        deliveries.send(key, payload).await?;
+        mirror.send(topic, key, payload).await?;
     }
-    Ok(deliveries.in_flight())
+    Ok(messages.len() as u64)
 }

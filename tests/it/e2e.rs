@@ -184,6 +184,75 @@ async fn messages_built_from_the_loaded_rows_equal_those_read_back_from_the_outb
     db.cleanup().await;
 }
 
+/// The outbox finds a file's events through a BRIN on file_id (sql/V18), which is only as good
+/// as its summaries and the planner's statistics: `summarize_event_files` brings both up to
+/// date for days written since autovacuum last came, and each file reads back exactly its rows
+/// through the index.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_of_a_fresh_day_is_read_back_through_the_file_index() {
+    let db = TestDb::new().await;
+    let landing = tempfile::tempdir().unwrap();
+    generate(landing.path(), 8, 2_500, 43, &[]);
+    watch_once(landing.path(), &db, None);
+    let pg = db.client().await;
+    let summarized: i64 = pg
+        .query_one("SELECT streaming.summarize_event_files()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(summarized > 0, "no page range was left to summarise");
+    let again: i64 = pg
+        .query_one("SELECT streaming.summarize_event_files()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(again, 0, "the first call left ranges unsummarised");
+    let unanalysed = count(
+        &pg,
+        "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'streaming' \
+         AND relname ~ '^events_[0-9]{8}$' AND last_analyze IS NULL AND last_autoanalyze IS NULL",
+    )
+    .await;
+    assert_eq!(unanalysed, 0, "days without statistics on file_id");
+
+    let files = pg
+        .query(
+            "SELECT file_id, rows_loaded FROM streaming.ingest_files WHERE status = 'loaded'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 8);
+    for file in &files {
+        let (file_id, loaded): (i64, i64) = (file.get(0), file.get(1));
+        let read = pg
+            .query_one(
+                "SELECT count(*) FROM streaming.events WHERE file_id = $1",
+                &[&file_id],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(read, loaded, "file {file_id}");
+    }
+    let plan: Vec<String> = pg
+        .query(
+            "EXPLAIN SELECT * FROM streaming.events WHERE file_id = $1",
+            &[&files[3].get::<_, i64>(0)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Bitmap Index Scan") && !plan.contains("Seq Scan"),
+        "{plan}"
+    );
+    db.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_file_dropped_again_under_any_name_changes_nothing() {
     let db = TestDb::new().await;
