@@ -9,6 +9,7 @@ use polars::prelude::*;
 
 use super::header::Header;
 use super::mapping::{self, Plan};
+use super::profile::ResolvedWindow;
 use super::records::Record;
 use super::{extra, rules, Batch, FileError, RejectedRow, LINE};
 use crate::schema::KEPT_COLUMNS;
@@ -106,7 +107,7 @@ pub(super) fn transform_chunk(
         .collect()
         .map_err(parse_err)?;
     let is_bad = checked
-        .column(rules::REASON)
+        .column(rules::RULE)
         .map_err(parse_err)?
         .is_not_null();
     let bad = checked.filter(&is_bad).map_err(parse_err)?;
@@ -121,7 +122,7 @@ pub(super) fn transform_chunk(
     warnings.extend(rules::take_repairs(&mut good, source).map_err(parse_err)?);
     warnings.sort_by_key(|w| w.line);
     extra::add_extra_column(&mut good, &header.extra, &warnings).map_err(parse_err)?;
-    explain(chunk, &kept, &bad, plan, &mut rejects).map_err(parse_err)?;
+    explain(chunk, &kept, &bad, &header.window, plan, &mut rejects).map_err(parse_err)?;
     rejects.sort_by_key(|r| r.line);
     Ok(Batch {
         rows_total: records.len() as u64,
@@ -228,6 +229,7 @@ fn explain(
     chunk: &[u8],
     kept: &[Record],
     bad: &DataFrame,
+    window: &ResolvedWindow,
     plan: Option<&Plan>,
     rejects: &mut Vec<RejectedRow>,
 ) -> PolarsResult<()> {
@@ -235,12 +237,13 @@ fn explain(
         return Ok(());
     }
     let lines = bad.column(LINE)?.u64()?;
-    let reasons = bad.column(rules::REASON)?.str()?;
-    let columns = bad.column(rules::COLUMN)?.str()?;
+    let broken = bad.column(rules::RULE)?.u32()?;
+    let rules = rules::broken_rules(window);
     for i in 0..bad.height() {
         let line = lines.get(i).unwrap_or_default();
-        let target = columns.get(i);
-        let mut reason = reasons.get(i).unwrap_or("invalid").to_string();
+        let rule = broken.get(i).and_then(|at| rules.get(at as usize));
+        let target = rule.map(|(column, _)| *column);
+        let mut reason = rule.map_or("invalid", |(_, reason)| reason).to_string();
         if let Some(name) = target {
             if let Some(value) = bad.column(name)?.str()?.get(i) {
                 reason = format!("{reason} (got {value:?})");
