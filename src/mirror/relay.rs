@@ -1,6 +1,7 @@
-//! The Kafka relay: after a file's transaction committed, its events (and its rejected rows, to
-//! the dead-letter topic) are read back from Postgres and produced; the ledger's `mirrored_at`
-//! is set only once Kafka acknowledged all of them. Files without it form the backlog, drained
+//! The Kafka relay: after a file's transaction committed, its events (from the messages built
+//! while it loaded, or read back from the outbox) and its rejected rows (to the dead-letter
+//! topic) are produced; the ledger's `mirrored_at` is set only once Kafka acknowledged all of
+//! them. Files without it form the backlog, drained
 //! at start, after each file and at every rescan: at-least-once, whatever failed in between.
 //! Reads Postgres through the caller's connection; never loads or moves anything.
 
