@@ -19,9 +19,11 @@ CREATE INDEX events_file_id_brin ON streaming.events USING brin (file_id)
 --    a file of 10,000 events in a day of 600,000 unsummarised rows; 5 ms once summarised);
 --  * a day never analysed has no correlation for file_id, and the planner then prices the BRIN
 --    as reading the whole day and scans it (150 ms for that day, per file).
--- So it summarises the new ranges of every day and analyses file_id on days that have no
--- statistics yet (once per day; autovacuum keeps them after). Incremental: a day with neither
--- costs a look at its index's map. Returns the ranges summarised.
+-- So it summarises the new ranges of the days written since their last vacuum (a vacuum
+-- summarises every range) and analyses file_id on days that have no statistics yet (once per
+-- day; autovacuum keeps them after). Days untouched since their vacuum are skipped: a
+-- summary pass reads the index's map of every range, and a backlog calls this once per file.
+-- Returns the ranges summarised.
 CREATE FUNCTION streaming.summarize_event_files()
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -35,8 +37,10 @@ BEGIN
                        s.last_analyze IS NULL AND s.last_autoanalyze IS NULL AS unanalysed
                 FROM pg_inherits i
                 JOIN pg_index x ON x.indexrelid = i.inhrelid
-                LEFT JOIN pg_stat_user_tables s ON s.relid = x.indrelid
+                JOIN pg_stat_user_tables s ON s.relid = x.indrelid
                 WHERE i.inhparent = 'streaming.events_file_id_brin'::regclass
+                  AND (s.n_ins_since_vacuum > 0
+                       OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL))
     LOOP
         ranges := ranges + brin_summarize_new_values(part.brin);
         IF part.unanalysed THEN
