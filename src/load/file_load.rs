@@ -53,10 +53,6 @@ const KNOWN_EVENTS: &str =
 const LOAD_SETTINGS: &str =
     "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
 
-/// Distinct derived keys (sessions, products, hours, user-hours) a load holds in memory before
-/// it sends them to its temporary tables: about 20 MB.
-const SPILL_KEYS: usize = 100_000;
-
 /// A lock held by another session (`LOCK TABLE streaming.events` in an open psql transaction)
 /// fails the load after [`LOCK_TIMEOUT`] with `LoadError::LockTimeout` instead of hanging it;
 /// LOCAL, so that it ends with the transaction and the claims' and migrations' advisory locks
@@ -197,9 +193,7 @@ impl<'a> FileLoad<'a> {
                 self.derive.fold(facts)?;
                 self.facts.fold(facts);
             }
-            if self.derive.keys() >= SPILL_KEYS {
-                self.derive.spill(&self.tx).await?;
-            }
+            self.derive.bound_memory(&self.tx).await?;
             self.spent.derive += started.elapsed();
             inserted = copied;
         }

@@ -405,9 +405,12 @@ async fn parallel_workers_on_overlapping_files_end_as_one_worker_does() {
     assert_eq!(results[0], results[1], "four workers end where one does");
 }
 
-/// A file with more distinct sessions, products and user-hours than the watcher keeps in
-/// memory (100,000 keys) sends its sums through temporary tables; the tables still equal the
-/// recompute, also where a second such file merges into the first one's products and users.
+/// A file with more distinct keys than the watcher keeps in memory (100,000) merges its sessions
+/// and user-hours batch by batch, and its product and hour sums through temporary tables once
+/// those alone are many; the tables still equal the recompute: where a second such file merges
+/// into the first one's products and users, and where a third file's sessions and user-hours
+/// span its batches (a COPY of a batch refused by the keys the batch before wrote) and its
+/// 150,000-product catalogue sends products to the temporary tables.
 #[tokio::test(flavor = "multi_thread")]
 async fn files_too_large_to_sum_in_memory_still_equal_the_recompute() {
     let db = TestDb::new().await;
@@ -429,7 +432,6 @@ async fn files_too_large_to_sum_in_memory_still_equal_the_recompute() {
         .unwrap();
     }
     watch_once(landing.path(), &db, None);
-
     let pg = db.client().await;
     assert_eq!(
         count(&pg, "SELECT count(*) FROM streaming.events").await,
@@ -438,6 +440,39 @@ async fn files_too_large_to_sum_in_memory_still_equal_the_recompute() {
     assert_eq!(
         count(&pg, "SELECT count(*) FROM streaming.sessions").await,
         140_000
+    );
+    assert_eq!(analytics_mismatches(&pg).await, 0);
+    assert_eq!(stats_mismatches(&pg).await, 0);
+
+    let third = tempfile::tempdir().unwrap();
+    let long_sessions = [
+        "--events-per-session",
+        "4",
+        "--users",
+        "30000",
+        "--products",
+        "150000",
+    ];
+    generate(third.path(), 1, 250_000, 63, &long_sessions);
+    let before = count(&pg, "SELECT count(*) FROM streaming.sessions").await;
+    for f in std::fs::read_dir(third.path()).unwrap() {
+        let f = f.unwrap().path();
+        let name = format!("third-{}", f.file_name().unwrap().to_string_lossy());
+        std::fs::rename(&f, landing.path().join(name)).unwrap();
+    }
+    watch_once(landing.path(), &db, None);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM streaming.events").await,
+        390_000
+    );
+    let sessions = count(&pg, "SELECT count(*) FROM streaming.sessions").await - before;
+    assert!(
+        (50_000..75_000).contains(&sessions),
+        "sessions of about 4 events: {sessions}"
+    );
+    assert!(
+        count(&pg, "SELECT count(*) FROM streaming.product_counts").await > 100_000,
+        "enough products to spill them"
     );
     assert_eq!(analytics_mismatches(&pg).await, 0);
     assert_eq!(stats_mismatches(&pg).await, 0);

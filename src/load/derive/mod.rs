@@ -127,8 +127,10 @@ pub struct FileDerive {
     hours: HashMap<(i64, EventKind), HashMap<String, HourSums>>,
     /// hour, then the users active in it.
     users: HashMap<i64, HashSet<String>>,
-    /// Sums were sent to the temporary tables; the merge reads them from there.
+    /// Product and hour sums were sent to the temporary tables; the merge reads them there.
     spilled: bool,
+    /// The last batch of sessions merged met none that existed: the next is COPYed unprobed.
+    sessions_new: bool,
 }
 
 impl FileDerive {

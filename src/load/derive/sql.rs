@@ -1,10 +1,10 @@
-//! The derive's merge statements, one per derived table, each in two forms: from the sums held
-//! in memory (sent as arrays, already one row per key and in key order), and from the
-//! temporary tables a large file spilled into (summed per key first). The INSERT and the
-//! conflict rule are written once for both. Merge rules as the `*_recompute` views say:
-//! least/greatest of times and of the session's user, sums of counts.
+//! The derive's merge statements, one per derived table. Sessions and user-hours are merged
+//! from the sums held in memory (sent as arrays, already one row per key and in key order);
+//! product and hour sums also from the temporary tables a large file spilled them into (summed
+//! per key first), the INSERT and the conflict rule written once for both. Merge rules as the
+//! `*_recompute` views say: least/greatest of times and of the session's user, sums of counts.
 
-/// One derived table's merge.
+/// A derived table's merge in its two forms.
 pub(super) struct Merge {
     pub from_arrays: &'static str,
     pub from_temp: &'static str,
@@ -19,23 +19,26 @@ macro_rules! merge {
     };
 }
 
-/// In this order, so two loads lock shared keys in the same order and cannot deadlock. The
-/// keys concurrent loads share most come last: a load waits for another's commit from the first
-/// key both touch, so sessions (rarely shared between files) merge in parallel and only the
-/// hourly users, product counts and the hour's stats rows (every file of an hour touches the
-/// same few) are merged one load after another.
-pub(super) const MERGES: [Merge; 4] = [SESSIONS, USERS, PRODUCTS, HOURS];
+// The order of the merges: sessions, user-hours, product counts, hourly stats, each in key
+// order, so two loads lock shared keys in the same order and cannot deadlock. The keys
+// concurrent loads share most come last: a load waits for another's commit from the first key
+// both touch, so sessions (rarely shared between files) merge in parallel and only the hourly
+// users, product counts and the hour's stats rows (every file of an hour touches the same few)
+// are merged one load after another. A file too large to sum in memory merges its sessions and
+// user-hours batch by batch (`FileDerive::bound_memory`): a load that shares keys with two of
+// its batches can meet it in a lock cycle, which Postgres's deadlock check ends by failing one
+// of the two; that file is retried whole (`LoadError::Unavailable`), nothing of it committed.
+// Product and hour sums, the keys every load shares, are merged once, at commit, in key order.
 
-pub(super) const SESSIONS: Merge = merge! {
-    insert: "INSERT INTO streaming.sessions AS s (session_id, session_day, user_id, started_at,
-        ended_at, events, views, carts, removes, purchases, revenue) ",
-    arrays: "SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::timestamptz[],
+/// Products and hours: the merges a spilled file runs from its temporary tables, in order.
+pub(super) const TOTALS: [Merge; 2] = [PRODUCTS, HOURS];
+
+pub(super) const SESSIONS: &str = "INSERT INTO streaming.sessions AS s (session_id, session_day,
+        user_id, started_at, ended_at, events, views, carts, removes, purchases, revenue)
+    SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::timestamptz[],
         $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-        $11::numeric[]) ",
-    temp: "SELECT session_id, session_day, min(user_id), min(started_at), max(ended_at),
-        sum(events), sum(views), sum(carts), sum(removes), sum(purchases), sum(revenue)
-        FROM derive_sessions GROUP BY 1, 2 ORDER BY 1, 2 ",
-    conflict: "ON CONFLICT (session_id, session_day) DO UPDATE
+        $11::numeric[])
+    ON CONFLICT (session_id, session_day) DO UPDATE
         SET user_id    = least(s.user_id, excluded.user_id),
             started_at = least(s.started_at, excluded.started_at),
             ended_at   = greatest(s.ended_at, excluded.ended_at),
@@ -45,15 +48,10 @@ pub(super) const SESSIONS: Merge = merge! {
             removes    = s.removes + excluded.removes,
             purchases  = s.purchases + excluded.purchases,
             revenue    = s.revenue + excluded.revenue,
-            updated_at = now()"
-};
+            updated_at = now()";
 
-pub(super) const USERS: Merge = merge! {
-    insert: "INSERT INTO streaming.hourly_users (hour, user_id) ",
-    arrays: "SELECT * FROM unnest($1::timestamptz[], $2::text[]) ",
-    temp: "SELECT DISTINCT hour, user_id FROM derive_users ORDER BY 1, 2 ",
-    conflict: "ON CONFLICT DO NOTHING"
-};
+pub(super) const USERS: &str = "INSERT INTO streaming.hourly_users (hour, user_id)
+    SELECT * FROM unnest($1::timestamptz[], $2::text[]) ON CONFLICT DO NOTHING";
 
 pub(super) const PRODUCTS: Merge = merge! {
     insert: "INSERT INTO streaming.product_counts AS p (product_id, product_category, views,
@@ -115,15 +113,9 @@ pub(super) const COPY_NEW_USER_HOURS: &str =
 /// Private to the connection; emptied at every commit; made only when a file spills.
 /// `COLLATE "C"`: the order the derived tables' keys are stored in (sql/V10).
 pub(super) const TEMP_TABLES: &str = "
-CREATE TEMP TABLE IF NOT EXISTS derive_sessions (session_id text COLLATE \"C\",
-    session_day date, user_id text COLLATE \"C\", started_at timestamptz, ended_at timestamptz,
-    events int8, views int8, carts int8, removes int8, purchases int8, revenue numeric)
-    ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS derive_products (product_id text COLLATE \"C\",
     product_category text COLLATE \"C\", views int8, add_to_cart int8, removes int8,
     purchases int8, units_sold int8, revenue numeric) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS derive_hours (hour timestamptz, event_type text COLLATE \"C\",
     product_category text COLLATE \"C\", event_count int8, quantity int8, revenue numeric)
-    ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS derive_users (hour timestamptz, user_id text COLLATE \"C\")
     ON COMMIT DELETE ROWS;";
