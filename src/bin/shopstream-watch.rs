@@ -24,7 +24,22 @@ const EXIT_WRONG_SETTING: u8 = 2;
 const SIGINT: u8 = 2;
 const SIGTERM: u8 = 15;
 
+/// mimalloc keeps freed memory for reuse (a second before it purges, arenas committed whole):
+/// peak RSS 311 MB on one file of 1,000,000 rows. Purged at once from arenas committed on
+/// demand it was 216-220 MB, the CPU time the same (4.1-4.7 s against 4.5-5.4 s, two runs each).
+fn return_freed_memory() {
+    // Option numbers of mimalloc.h (v3, as libmimalloc-sys builds it).
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: plain setters of mimalloc's option table, which it reads at each use.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    return_freed_memory();
     telemetry::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
