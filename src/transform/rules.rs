@@ -8,8 +8,7 @@ use super::profile::{ResolvedWindow, TimeWindow};
 use super::repair::RowWarning;
 use super::LINE;
 use crate::schema::{
-    COLUMNS, DEVICES, EVENT_TIME_FORMAT, EVENT_TYPES, PRODUCT_COLUMNS, PURCHASE, SEARCH,
-    SEARCH_QUERY,
+    self, COLUMNS, DEVICES, EVENT_TYPES, PRODUCT_COLUMNS, PURCHASE, SEARCH, SEARCH_QUERY,
 };
 
 /// Names of the columns the rules add to a frame.
@@ -147,24 +146,31 @@ fn clean_column(column: Column) -> PolarsResult<Column> {
 }
 
 fn typed_columns() -> Vec<Expr> {
-    let time_options = StrptimeOptions {
-        format: Some(EVENT_TIME_FORMAT.into()),
-        strict: false,
-        exact: true,
-        cache: false,
-    };
     vec![
         col("event_time")
-            .str()
-            .to_datetime(
-                Some(TimeUnit::Microseconds),
-                None,
-                time_options,
-                lit("raise"),
-            )
+            .map(parse_event_times, |_, field| {
+                Ok(Field::new(
+                    field.name().clone(),
+                    DataType::Datetime(TimeUnit::Microseconds, None),
+                ))
+            })
             .alias(TIME),
         col("quantity").cast(DataType::Int64).alias(QUANTITY),
     ]
+}
+
+/// `event_time` as `EVENT_TIME_FORMAT` reads it, null where it names no time: Polars' strptime
+/// of that pattern (no fast path for `%.f`), with the usual shape read by hand.
+fn parse_event_times(column: Column) -> PolarsResult<Column> {
+    let values = column.str()?;
+    let times: Int64Chunked = values
+        .iter()
+        .map(|v| v.and_then(schema::parse_event_time))
+        .collect();
+    Ok(times
+        .with_name(values.name().clone())
+        .into_datetime(TimeUnit::Microseconds, None)
+        .into_column())
 }
 
 /// A contract rule: `broken` is true for rows that violate it.
