@@ -25,18 +25,19 @@ const SIGINT: u8 = 2;
 const SIGTERM: u8 = 15;
 
 /// mimalloc keeps freed memory a second before it gives it back: peak RSS 290-297 MB on one
-/// file of 1,000,000 rows, 328 MB on 5,000,000 (issue 6 asks for 300 at most). Given back at
-/// once: 238-241 MB and 265-267 MB, for 0.4 s more system time per 1,000,000 rows (0.35-0.5 s
-/// before). After 100 ms: 253-261 MB, but 286 MB on the 5,000,000, too near the limit.
-fn return_freed_memory_at_once() {
+/// file of 1,000,000 rows, 305-328 MB on 5,000,000 (issue 6 asks for 300 at most). After
+/// 100 ms: 253-261 MB and 281-286 MB. At once it was 238-241 and 252-267 MB, but every file's
+/// buffers were faulted in anew: 100 files of 10,000 rows took 1.4-1.5 s of system time,
+/// against 0.9 s after 100 ms and 0.5 s after a second.
+fn return_freed_memory_sooner() {
     // The option's number in mimalloc.h (v3, as libmimalloc-sys builds it).
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: a plain setter of mimalloc's option table, which it reads at each purge.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 100) };
 }
 
 fn main() -> ExitCode {
-    return_freed_memory_at_once();
+    return_freed_memory_sooner();
     telemetry::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
