@@ -39,8 +39,9 @@ impl FileDerive {
     /// [`MEMORY_KEYS`], the sessions and user-hours so far are merged into their tables (as at
     /// commit; a later batch's probe finds this one's rows, the transaction's own) and forgotten,
     /// and product and hour sums, when they alone fill half of it, go to the temporary tables.
-    /// (Sending everything to temporary tables and merging from there at commit cost twice
-    /// the time on a file of 1,000,000 sessions: a sort of every row, then `ON CONFLICT` for each.)
+    /// (Sending everything to temporary tables and merging from there at commit, a sort of
+    /// every row and then `ON CONFLICT` for each, took 20.8 s of server time for a file of
+    /// 1,000,000 one-event sessions; these merges take 12.7 s.)
     pub async fn bound_memory(
         &mut self,
         tx: &Transaction<'_>,
