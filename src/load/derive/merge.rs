@@ -119,6 +119,11 @@ impl FileDerive {
     /// The sessions held in memory, in key order (session_id, session_day) as the primary key:
     /// the new ones COPYed, the rest merged; then forgotten.
     async fn merge_sessions(&mut self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        // Nothing to send (a file of duplicates, or a batch merged just before the commit):
+        // no probe either.
+        if self.sessions.is_empty() {
+            return Ok(());
+        }
         let mut sessions: Vec<SessionRow> = self
             .sessions
             .iter()
@@ -128,9 +133,8 @@ impl FileDerive {
         let all: Vec<&SessionRow> = sessions.iter().collect();
         // A batch after one that met no existing session is COPYed without a probe (see
         // `unless_taken`); a refusal sends it, and the batches after it, the probing way.
-        let copied_unprobed = self.sessions_new
-            && !all.is_empty()
-            && unless_taken(tx, write_sessions(tx, &all)).await?;
+        let copied_unprobed =
+            self.sessions_new && unless_taken(tx, write_sessions(tx, &all)).await?;
         if !copied_unprobed {
             let known = known_sessions(tx, &sessions).await?;
             self.sessions_new = known.is_empty();
@@ -151,6 +155,9 @@ impl FileDerive {
         &mut self,
         tx: &Transaction<'_>,
     ) -> Result<(), tokio_postgres::Error> {
+        if self.users.is_empty() {
+            return Ok(());
+        }
         let mut users: Vec<(i64, &str)> = self
             .users
             .iter()
