@@ -1,7 +1,8 @@
 //! Load: PostgreSQL, the system of record. [`connect`] opens connections and applies the
 //! `sql/` migrations, [`encode`] turns a chunk's good rows into binary COPY tuples (with
 //! [`binary`] for `numeric` and `jsonb`), [`file_load`] loads one file in ONE transaction (with
-//! [`derive`] for what its new events add to purchases, hourly stats and analytics),
+//! [`derive`] for what its new events add to purchases, hourly stats and analytics, summed in
+//! [`file_sums`] beside the COPYs),
 //! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once,
 //! [`locks`] bounds how long a load waits for another session's lock, and [`partitions`] keeps
 //! the daily partitions of events and purchases (created ahead, retained); [`streams`] loads
@@ -16,6 +17,7 @@ mod derive;
 mod encode;
 mod error;
 mod file_load;
+mod file_sums;
 pub mod ledger;
 mod locks;
 mod partitions;
