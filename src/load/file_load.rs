@@ -15,6 +15,7 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
 use foldhash::{HashSet, HashSetExt};
 use futures_util::SinkExt;
+use tokio::task::{spawn_blocking, JoinHandle};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -22,10 +23,9 @@ use tokio_postgres::{Client, Transaction};
 use tracing::debug;
 use uuid::Uuid;
 
-use super::alerts::{self, AlertRules};
-use super::derive::copy_purchases;
+use super::alerts::{self, AlertRules, FileFacts};
+use super::derive::{copy_purchases, EventFacts, FileDerive, SumError};
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
-use super::file_sums::Sums;
 use super::ledger::{self, FileRecord};
 use super::partitions::{self, Partitions};
 use super::{LoadError, LOCK_TIMEOUT};
@@ -96,6 +96,50 @@ pub struct FileLoad<'a> {
     expect_duplicates: bool,
     /// The new events' sums so far, or the fold of the last chunk still running.
     sums: Sums,
+}
+
+/// What a file's new events add up to so far.
+#[derive(Default)]
+struct FileSums {
+    /// What they add to the derived tables, merged at commit.
+    derive: FileDerive,
+    /// What the alert checks need of them (prices, hours), judged at commit.
+    facts: FileFacts,
+}
+
+impl FileSums {
+    /// Adds the rows of `facts` at `rows` (the rows a chunk inserted).
+    fn fold(&mut self, facts: &[EventFacts], rows: &[u32]) -> Result<(), SumError> {
+        for &row in rows {
+            let facts = &facts[row as usize];
+            self.derive.fold(facts)?;
+            self.facts.fold(facts);
+        }
+        Ok(())
+    }
+}
+
+/// A chunk's rows are folded on a blocking thread while the next chunk's COPY runs. Folded in
+/// line, between one COPY and the next, they left the server idle: 54 of 805 samples of a
+/// one-file load's backend (1,000,000 rows, funnel shape) found it `idle in transaction` after
+/// the purchases' COPY. Memory is bounded one chunk later than it was
+/// ([`FileDerive::bound_memory`] sees the sums up to the chunk before).
+enum Sums {
+    Held(Box<FileSums>),
+    Folding(JoinHandle<Result<Box<FileSums>, SumError>>),
+}
+
+impl Sums {
+    /// The sums, once the fold in flight (if any) has ended.
+    async fn settled(self) -> Result<Box<FileSums>, LoadError> {
+        match self {
+            Sums::Held(sums) => Ok(sums),
+            // A panic in the fold is a bug: it goes on unwinding here, as it would have in line.
+            Sums::Folding(fold) => Ok(fold
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?),
+        }
+    }
 }
 
 /// Where a file's load spent its time in Postgres: logged with each file, summed by
@@ -194,7 +238,10 @@ impl<'a> FileLoad<'a> {
                 .await?;
             sums.derive.bound_memory(&self.tx).await?;
             self.spent.derive += started.elapsed();
-            self.sums = Sums::folding(sums, events.facts, copied.clone());
+            let (facts, rows) = (events.facts, copied.clone());
+            self.sums = Sums::Folding(spawn_blocking(move || {
+                sums.fold(&facts, &rows).map(|()| sums)
+            }));
             inserted = copied;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;

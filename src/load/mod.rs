@@ -1,8 +1,7 @@
 //! Load: PostgreSQL, the system of record. [`connect`] opens connections and applies the
 //! `sql/` migrations, [`encode`] turns a chunk's good rows into binary COPY tuples (with
 //! [`binary`] for `numeric` and `jsonb`), [`file_load`] loads one file in ONE transaction (with
-//! [`derive`] for what its new events add to purchases, hourly stats and analytics, summed in
-//! [`file_sums`] beside the COPYs),
+//! [`derive`] for what its new events add to purchases, hourly stats and analytics),
 //! [`ledger`] is the file ledger (`streaming.ingest_files`) that makes it exactly-once,
 //! [`locks`] bounds how long a load waits for another session's lock, and [`partitions`] keeps
 //! the daily partitions of events and purchases (created ahead, retained); [`streams`] loads
@@ -17,7 +16,6 @@ mod derive;
 mod encode;
 mod error;
 mod file_load;
-mod file_sums;
 pub mod ledger;
 mod locks;
 mod partitions;
