@@ -15,7 +15,6 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
 use foldhash::{HashSet, HashSetExt};
 use futures_util::SinkExt;
-use tokio::task::{spawn_blocking, JoinHandle};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -24,7 +23,7 @@ use tracing::debug;
 use uuid::Uuid;
 
 use super::alerts::{self, AlertRules, FileFacts};
-use super::derive::{copy_purchases, EventFacts, FileDerive, SumError};
+use super::derive::{copy_purchases, FileDerive};
 use super::encode::{EncodedEvents, COPY_EVENTS, COPY_HEADER};
 use super::ledger::{self, FileRecord};
 use super::partitions::{self, Partitions};
@@ -94,52 +93,10 @@ pub struct FileLoad<'a> {
     chunks: u32,
     /// A chunk of this file met an event loaded before: the rest look their ids up first.
     expect_duplicates: bool,
-    /// The new events' sums so far, or the fold of the last chunk still running.
-    sums: Sums,
-}
-
-/// What a file's new events add up to so far.
-#[derive(Default)]
-struct FileSums {
-    /// What they add to the derived tables, merged at commit.
-    derive: FileDerive,
-    /// What the alert checks need of them (prices, hours), judged at commit.
-    facts: FileFacts,
-}
-
-impl FileSums {
-    /// Adds the rows of `facts` at `rows` (the rows a chunk inserted).
-    fn fold(&mut self, facts: &[EventFacts], rows: &[u32]) -> Result<(), SumError> {
-        for &row in rows {
-            let facts = &facts[row as usize];
-            self.derive.fold(facts)?;
-            self.facts.fold(facts);
-        }
-        Ok(())
-    }
-}
-
-/// A chunk's rows are folded on a blocking thread while the next chunk's COPY runs. Folded in
-/// line, between one COPY and the next, they left the server idle: 54 of 805 samples of a
-/// one-file load's backend (1,000,000 rows, funnel shape) found it `idle in transaction` after
-/// the purchases' COPY. Memory is bounded one chunk later than it was
-/// ([`FileDerive::bound_memory`] sees the sums up to the chunk before).
-enum Sums {
-    Held(Box<FileSums>),
-    Folding(JoinHandle<Result<Box<FileSums>, SumError>>),
-}
-
-impl Sums {
-    /// The sums, once the fold in flight (if any) has ended.
-    async fn settled(self) -> Result<Box<FileSums>, LoadError> {
-        match self {
-            Sums::Held(sums) => Ok(sums),
-            // A panic in the fold is a bug: it goes on unwinding here, as it would have in line.
-            Sums::Folding(fold) => Ok(fold
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?),
-        }
-    }
+    /// What the new events add to the derived tables, merged at commit.
+    derive: Box<FileDerive>,
+    /// What the alert checks need of the new events (prices, hours), judged at commit.
+    facts: Box<FileFacts>,
 }
 
 /// Where a file's load spent its time in Postgres: logged with each file, summed by
@@ -184,7 +141,8 @@ impl<'a> FileLoad<'a> {
                 spent: Spent::default(),
                 chunks: 0,
                 expect_duplicates: false,
-                sums: Sums::Held(Box::default()),
+                derive: Box::default(),
+                facts: Box::default(),
             }))),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Begun::SameContent),
             Err(e) => Err(e.into()),
@@ -208,17 +166,17 @@ impl<'a> FileLoad<'a> {
     pub async fn add(
         &mut self,
         batch: &Batch,
-        events: EncodedEvents,
+        events: &EncodedEvents,
     ) -> Result<Vec<u32>, LoadError> {
         let mut inserted = Vec::new();
         if !events.is_empty() {
-            self.make_room(&events).await?;
+            self.make_room(events).await?;
             let retry_chunk = self.chunks < SAVEPOINT_CHUNKS;
             self.chunks += 1;
             let copied = copy_new_events(
                 &self.tx,
                 self.file_id,
-                &events,
+                events,
                 retry_chunk,
                 &mut self.expect_duplicates,
                 &mut self.spent,
@@ -229,19 +187,14 @@ impl<'a> FileLoad<'a> {
             let started = Instant::now();
             copy_purchases(&self.tx, &events.ids, &events.facts, &copied).await?;
             self.spent.copy += started.elapsed();
-            // The last chunk's fold ran during this chunk's COPY; this chunk's runs during the
-            // next one's. An error leaves placeholder sums behind: the load is abandoned then.
             let started = Instant::now();
-            let placeholder = Sums::Held(Box::default());
-            let mut sums = std::mem::replace(&mut self.sums, placeholder)
-                .settled()
-                .await?;
-            sums.derive.bound_memory(&self.tx).await?;
+            for &row in &copied {
+                let facts = &events.facts[row as usize];
+                self.derive.fold(facts)?;
+                self.facts.fold(facts);
+            }
+            self.derive.bound_memory(&self.tx).await?;
             self.spent.derive += started.elapsed();
-            let (facts, rows) = (events.facts, copied.clone());
-            self.sums = Sums::Folding(spawn_blocking(move || {
-                sums.fold(&facts, &rows).map(|()| sums)
-            }));
             inserted = copied;
         }
         copy_rejected_rows(&self.tx, self.file_id, &batch.rejects).await?;
@@ -282,15 +235,14 @@ impl<'a> FileLoad<'a> {
         rules: &AlertRules,
     ) -> Result<(i64, ledger::Counts, Spent), LoadError> {
         let started = Instant::now();
-        let mut sums = self.sums.settled().await?;
         if self.counts.loaded > 0 {
-            sums.derive.merge(&self.tx).await?;
+            self.derive.merge(&self.tx).await?;
         }
         self.spent.derive += started.elapsed();
         let started = Instant::now();
         ledger::finish_loading(&self.tx, self.file_id, &self.counts).await?;
         let checked = Instant::now();
-        alerts::check(&self.tx, self.file_id, &sums.facts, rules).await?;
+        alerts::check(&self.tx, self.file_id, &self.facts, rules).await?;
         self.spent.alerts = checked.elapsed();
         self.tx.commit().await?;
         self.spent.commit = started.elapsed().saturating_sub(self.spent.alerts);

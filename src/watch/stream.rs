@@ -84,7 +84,7 @@ pub(super) async fn stream_into_postgres(
                 return Ok(Streamed::FileError(e));
             }
         };
-        let inserted = load.add(&batch, events?).await?;
+        let inserted = load.add(&batch, &events?).await?;
         // The reader stops building messages past MESSAGES_KEPT_BYTES, so the inserted rows'
         // (a part of them) are within it too; a chunk without any ends the file's.
         messages = match (messages, chunk_messages) {
