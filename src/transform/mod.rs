@@ -8,6 +8,7 @@
 
 mod chunk;
 mod compression;
+mod derived_id;
 mod error;
 mod extra;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 use uuid::Uuid;
 
+use super::derived_id::derived_id;
 use super::profile::{Profile, TARGETS};
 use super::repair::{self, RowWarning};
 use super::LINE;
@@ -357,47 +358,19 @@ pub(crate) fn times(price: &str, quantity: &str) -> Option<String> {
 /// `search_query` joins the key only when set (searches), so that the ids of every other row
 /// are those derived before the target existed.
 fn event_id(out: &[Option<Cow<'_, str>>; N], micros: Option<i64>) -> String {
-    // Digits by hand (itoa), not `write!`: the formatting machinery was 5 % of the watcher's
-    // samples on REES46 files. The key's bytes are the same as ever.
-    let (mut time_digits, mut len_digits) = (itoa::Buffer::new(), itoa::Buffer::new());
-    let mut key = String::with_capacity(256);
-    for (at, v) in out.iter().enumerate().skip(1) {
-        if at == SEARCH_QUERY && v.is_none() {
-            continue;
-        }
-        let v = if at == EVENT_TIME {
-            micros.map(|m| time_digits.format(m))
-        } else {
-            v.as_deref()
-        };
-        match v {
-            Some(v) => {
-                key.push_str(len_digits.format(v.len()));
-                key.push(':');
-                key.push_str(v);
-                key.push(';');
-            }
-            None => key.push_str("-;"),
-        }
-    }
+    let mut time_digits = itoa::Buffer::new();
+    let time = micros.map(|m| time_digits.format(m));
+    let values = out
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(at, v)| *at != SEARCH_QUERY || v.is_some())
+        .map(|(at, v)| if at == EVENT_TIME { time } else { v.as_deref() });
     let mut text = Uuid::encode_buffer();
-    uuid_v5(&EVENT_ID_NAMESPACE, key.as_bytes())
+    derived_id(&EVENT_ID_NAMESPACE, values)
         .hyphenated()
         .encode_lower(&mut text)
         .to_owned()
-}
-
-/// `Uuid::new_v5`, with a SHA-1 that uses the CPU's SHA instructions where it has them: the
-/// `uuid` crate's own SHA-1 (sha1_smol) was 7 % of the watcher's samples on REES46 files.
-fn uuid_v5(namespace: &Uuid, name: &[u8]) -> Uuid {
-    use sha1::{Digest, Sha1};
-    let hash = Sha1::new()
-        .chain_update(namespace.as_bytes())
-        .chain_update(name)
-        .finalize();
-    let mut bytes = [0; 16];
-    bytes.copy_from_slice(&hash[..16]);
-    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 #[cfg(test)]

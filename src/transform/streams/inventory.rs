@@ -3,13 +3,12 @@
 //! warehouse. Without an `update_id` column, ids are derived from the row (UUIDv5), so the
 //! same update dropped again is the same update. Checks rows one by one; no cross-row rule.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::values::{integer, time};
 use super::Row;
+use crate::transform::derived_id::derived_id;
 use crate::transform::profile::ResolvedWindow;
 use crate::transform::RejectedRow;
 
@@ -82,7 +81,7 @@ fn update(row: &Row<'_>, window: &ResolvedWindow) -> Result<InventoryUpdate, Rej
     let current_stock = integer(need("current_stock")?, Some(0)).map_err(on("current_stock"))?;
     let product_name = row.get("product_name").map(str::to_string);
     let update_id = given_id.unwrap_or_else(|| {
-        derived_id(
+        derived_update_id(
             t,
             &product_id,
             product_name.as_deref(),
@@ -105,7 +104,7 @@ fn update(row: &Row<'_>, window: &ResolvedWindow) -> Result<InventoryUpdate, Rej
 
 /// UUIDv5 over every value but the id, length-prefixed (`-` when empty), the time as
 /// microseconds since the epoch. The same update gets the same id in any file.
-fn derived_id(
+fn derived_update_id(
     t: DateTime<Utc>,
     product_id: &str,
     product_name: Option<&str>,
@@ -113,22 +112,15 @@ fn derived_id(
     stock_change: i32,
     current_stock: i32,
 ) -> Uuid {
-    let mut key = String::with_capacity(128);
+    let micros = t.timestamp_micros().to_string();
+    let (change, stock) = (stock_change.to_string(), current_stock.to_string());
     let values = [
-        Some(t.timestamp_micros().to_string()),
-        Some(product_id.to_string()),
-        product_name.map(str::to_string),
-        Some(warehouse.to_string()),
-        Some(stock_change.to_string()),
-        Some(current_stock.to_string()),
+        Some(micros.as_str()),
+        Some(product_id),
+        product_name,
+        Some(warehouse),
+        Some(change.as_str()),
+        Some(stock.as_str()),
     ];
-    for v in values {
-        match v {
-            Some(v) => {
-                let _ = write!(key, "{}:{v};", v.len());
-            }
-            None => key.push_str("-;"),
-        }
-    }
-    Uuid::new_v5(&INVENTORY_ID_NAMESPACE, key.as_bytes())
+    derived_id(&INVENTORY_ID_NAMESPACE, values)
 }
